@@ -1,0 +1,7 @@
+"""`python -m sessions ...`"""
+
+import sys
+
+from sessions.cli import main
+
+sys.exit(main())
