@@ -1,0 +1,197 @@
+// The receiver: a Python 3.11 function app on the Flex Consumption plan (FC1, Linux).
+// Runtime, scale and the deployment package live in functionAppConfig, not in app settings
+// (Flex rejects FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION, WEBSITE_RUN_FROM_PACKAGE
+// and the content-share settings). Every connection is identity-based.
+
+param planName string
+param appName string
+param location string
+param tags object
+
+@description('Resource id of the user-assigned identity the app runs as.')
+param identityId string
+
+@description('Client id of that identity (selects it for storage and telemetry).')
+param identityClientId string
+
+param storageBlobEndpoint string
+param storageTableEndpoint string
+param deploymentContainerName string
+
+param applicationInsightsConnectionString string
+
+param keyVaultName string
+param apiKeysSecretName string
+
+param sessionsTableName string
+param rejectedTableName string
+param maxBodyBytes int
+param rawArchiveEnabled bool
+param rawArchiveContainerName string
+
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int
+
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int
+
+@description('Spread the plan across availability zones (only in regions that support it for Flex Consumption).')
+param zoneRedundant bool
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225: Zone redundancy is the zoneRedundant parameter, off by default because not every Flex Consumption region offers it (DEPLOY.md says how to turn it on). The data itself is geo-redundant (GRS storage); a push that fails during a zone outage gets an error, and re-sending it is safe because writes are idempotent.
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true
+    zoneRedundant: zoneRedundant
+  }
+}
+
+resource app 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_222: The endpoint is public by design: ChargePilot's cloud pushes to it over the internet. Every push is authenticated by the API key before the body is read.
+  // checkov:skip=CKV_AZURE_17: ChargePilot authenticates with an API key header (Ocp-Apim-Subscription-Key) and cannot present client certificates.
+  // checkov:skip=CKV_AZURE_212: Flex Consumption has no fixed worker count: the platform scales instances per request (functionAppConfig.scaleAndConcurrency).
+  // checkov:skip=CKV_AZURE_213: App Service health check needs a Premium or Dedicated plan; on Flex Consumption, GET /api/health is for external monitoring (see DEPLOY.md).
+  name: appName
+  location: location
+  tags: union(tags, {
+    'azd-service-name': 'api'
+  })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    publicNetworkAccess: 'Enabled'
+    clientCertEnabled: false
+    keyVaultReferenceIdentity: identityId
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storageBlobEndpoint}${deploymentContainerName}'
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        instanceMemoryMB: instanceMemoryMB
+        maximumInstanceCount: maximumInstanceCount
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+    siteConfig: {
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      appSettings: [
+        // The Functions host's own storage (keys, locks): blobs only, through the identity.
+        {
+          name: 'AzureWebJobsStorage__credential'
+          value: 'managedidentity'
+        }
+        {
+          name: 'AzureWebJobsStorage__clientId'
+          value: identityClientId
+        }
+        {
+          name: 'AzureWebJobsStorage__blobServiceUri'
+          value: storageBlobEndpoint
+        }
+        {
+          name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+          value: applicationInsightsConnectionString
+        }
+        {
+          name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+          value: 'ClientId=${identityClientId};Authorization=AAD'
+        }
+        // The receiver's settings: exactly the names in sessions/settings.py (tests/test_infra.py keeps them in step).
+        {
+          name: 'CHARGEPILOT_API_KEYS'
+          value: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${apiKeysSecretName})'
+        }
+        {
+          name: 'SESSIONS_TABLE'
+          value: sessionsTableName
+        }
+        {
+          name: 'REJECTED_TABLE'
+          value: rejectedTableName
+        }
+        {
+          name: 'MAX_BODY_BYTES'
+          value: string(maxBodyBytes)
+        }
+        {
+          name: 'RAW_ARCHIVE_ENABLED'
+          value: rawArchiveEnabled ? 'true' : 'false'
+        }
+        {
+          name: 'RAW_ARCHIVE_CONTAINER'
+          value: rawArchiveContainerName
+        }
+        {
+          name: 'SESSIONS_STORAGE__tableServiceUri'
+          value: storageTableEndpoint
+        }
+        {
+          name: 'SESSIONS_STORAGE__blobServiceUri'
+          value: storageBlobEndpoint
+        }
+        {
+          name: 'SESSIONS_STORAGE__credential'
+          value: 'managedidentity'
+        }
+        {
+          name: 'SESSIONS_STORAGE__clientId'
+          value: identityClientId
+        }
+      ]
+    }
+  }
+}
+
+// No FTP and no basic-auth (publishing profile) deployment: Core Tools and azd publish to
+// Flex Consumption with an Entra token.
+resource ftpPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: app
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: app
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+output name string = app.name
+output defaultHostName string = app.properties.defaultHostName
