@@ -1,0 +1,44 @@
+# The two commands of the README:
+#   make run   - set everything up, start Azurite and the receiver on http://localhost:7071
+#   make test  - set everything up and run the whole suite (lint, types, tests, infra checks)
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMPS := .stamps
+
+.PHONY: run test check lint typecheck pytest setup bench clean
+
+run: setup
+	./scripts/run-local.sh
+
+test: setup check
+
+check: lint typecheck pytest
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck:
+	$(BIN)/mypy
+
+pytest:
+	$(BIN)/python -m pytest
+
+setup: $(STAMPS)/python $(STAMPS)/node
+
+$(STAMPS)/python: requirements.txt requirements-tools.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=python3.11)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+		-r requirements.txt -r requirements-tools.txt -r requirements-dev.txt
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/node: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@mkdir -p $(STAMPS) && touch $@
+
+clean:
+	rm -rf $(VENV) $(STAMPS) node_modules .azurite .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Development tooling (Azurite launcher, benchmarks): never deployed to Azure."""
