@@ -26,7 +26,7 @@ typecheck:
 pytest:
 	$(BIN)/python -m pytest
 
-setup: $(STAMPS)/python $(STAMPS)/node
+setup: $(STAMPS)/python $(STAMPS)/node $(STAMPS)/checkov
 
 $(STAMPS)/python: requirements.txt requirements-tools.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (set PYTHON=python3.11)")'
@@ -34,6 +34,12 @@ $(STAMPS)/python: requirements.txt requirements-tools.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
 		-r requirements.txt -r requirements-tools.txt -r requirements-dev.txt
+	@mkdir -p $(STAMPS) && touch $@
+
+# checkov has its own venv: its dependency pins would fight the app's.
+$(STAMPS)/checkov: requirements-checkov.txt
+	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/node: package.json package-lock.json

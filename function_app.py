@@ -37,7 +37,7 @@ def push_sessions(req: func.HttpRequest) -> func.HttpResponse:
     # Key first: nothing about the body is looked at before the sender is known.
     verdict = receiver.keys.check(req.headers.get(KEY_HEADER))
     if verdict is KeyCheck.NOT_CONFIGURED:
-        log_event("push_refused", logging.ERROR, reason="no key in CHARGEPILOT_API_KEYS: refusing every push")
+        log_event("push_refused", logging.ERROR, reason=_no_key_reason(receiver.settings.api_keys_unresolved))
         return _error(503, "not_configured", "no API key is configured: every push is refused")
     if verdict is not KeyCheck.ACCEPTED:
         log_event("push_unauthorized", logging.WARNING, reason=f"{verdict.value} key")
@@ -88,6 +88,15 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     return _json(200, {"status": "healthy"})
 
 
+def _no_key_reason(unresolved_reference: bool) -> str:
+    if unresolved_reference:
+        return (
+            "CHARGEPILOT_API_KEYS is an unresolved Key Vault reference (secret missing, or the "
+            "identity cannot read it): refusing every push"
+        )
+    return "no key in CHARGEPILOT_API_KEYS: refusing every push"
+
+
 def _is_json_utf8(content_type: str) -> bool:
     media_type, *parameters = (part.strip().lower() for part in content_type.split(";"))
     if media_type not in _JSON_TYPES and not (
@@ -109,9 +118,7 @@ def _too_large(size: int, limit: int) -> func.HttpResponse:
     )
 
 
-def _error(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
-) -> func.HttpResponse:
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> func.HttpResponse:
     return _json(status, {"error": code, "message": message}, headers)
 
 

@@ -76,8 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         "--settings",
         type=Path,
         default=LOCAL_SETTINGS,
-        help="local.settings.json whose Values fill in settings the environment lacks "
-        "(default: %(default)s)",
+        help="local.settings.json whose Values fill in settings the environment lacks (default: %(default)s)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -88,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
         "with the azure-functions request and response types (for machines without Core Tools).",
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=7071, help="port (default: %(default)s; 0 picks a free one)")
+    serve.add_argument(
+        "--port", type=int, default=7071, help="port (default: %(default)s; 0 picks a free one)"
+    )
     serve.set_defaults(run=_serve)
     return parser

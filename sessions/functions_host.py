@@ -16,7 +16,6 @@ import importlib
 import inspect
 import json
 import logging
-import os
 import re
 import sys
 import time
@@ -103,12 +102,14 @@ def load_routes(function_app: func.FunctionApp, route_prefix: str) -> list[Route
         if trigger is None or trigger.get_binding_name() != "httpTrigger":
             continue
         binding = trigger.get_dict_repr()
-        template = "/".join(part for part in (route_prefix, binding.get("route") or function.get_function_name()) if part)
+        template = "/".join(
+            part for part in (route_prefix, binding.get("route") or function.get_function_name()) if part
+        )
         methods = tuple(str(getattr(m, "value", m)).upper() for m in binding.get("methods") or _ALL_METHODS)
         handler = function.get_user_function()
         routes.append(
             Route(
-                name=function.get_function_name(),
+                name=function.get_function_name() or handler.__name__,
                 template="/" + template,
                 pattern=_route_pattern("/" + template),
                 methods=methods,
@@ -163,6 +164,7 @@ class FunctionsHost(ThreadingHTTPServer):
     @property
     def base_url(self) -> str:
         host, port = self.server_address[:2]
+        host = host.decode() if isinstance(host, bytes) else host
         return f"http://{host}:{port}"
 
 
@@ -171,10 +173,10 @@ class _FunctionRequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "sessions-functions-host"
 
-    def do_GET(self) -> None:  # noqa: N802 - the http.server naming
+    def do_GET(self) -> None:
         self._dispatch()
 
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET  # noqa: N815
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         log.debug(format, *args)
@@ -198,13 +200,17 @@ class _FunctionRequestHandler(BaseHTTPRequestHandler):
                 continue
             return self._call(route, route_params, query)
         if allowed:
-            return self._answer_plain(HTTPStatus.METHOD_NOT_ALLOWED, {"Allow": ", ".join(sorted(set(allowed)))})
+            return self._answer_plain(
+                HTTPStatus.METHOD_NOT_ALLOWED, {"Allow": ", ".join(sorted(set(allowed)))}
+            )
         return self._answer_plain(HTTPStatus.NOT_FOUND)
 
     def _call(self, route: Route, route_params: dict[str, str], query: str) -> int:
         declared = self.headers.get("Content-Length")
         if declared is not None and (not declared.strip().isdigit() or int(declared) > HOST_BODY_LIMIT):
-            return self._answer_plain(HTTPStatus.REQUEST_ENTITY_TOO_LARGE if declared.strip().isdigit() else HTTPStatus.BAD_REQUEST)
+            return self._answer_plain(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE if declared.strip().isdigit() else HTTPStatus.BAD_REQUEST
+            )
         request = StreamedHttpRequest(
             self.command,
             f"{self.server.base_url}{self.path}",
@@ -231,7 +237,7 @@ class _FunctionRequestHandler(BaseHTTPRequestHandler):
 
     def _joined_headers(self) -> dict[str, str]:
         joined: dict[str, str] = {}
-        for name in self.headers.keys():
+        for name in self.headers:
             key = name.lower()
             if key not in joined:
                 joined[key] = ", ".join(self.headers.get_all(name) or [])
@@ -323,4 +329,3 @@ def describe(server: FunctionsHost) -> str:
     for route in server.routes:
         lines.append(f"        {route.name}: [{','.join(route.methods)}] {server.base_url}{route.template}")
     return "\n".join(lines)
-

@@ -84,4 +84,3 @@ def _quarantine_writes(
         write = rejection_entity(rejection, received_at=received_at, push_id=push_id)
         unique.setdefault(write.row_key, write)
     return list(unique.values())
-

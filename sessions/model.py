@@ -7,8 +7,8 @@ messages a sender sees when a session is rejected come from here.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -20,8 +20,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     StrictStr,
+    ValidationError,
     ValidationInfo,
     field_validator,
 )
@@ -154,8 +154,7 @@ def decode_push(body: bytes) -> list[Any]:
     for index, item in enumerate(document):
         if not isinstance(item, dict):
             raise InvalidPush(
-                f"item {index} of the array is a JSON {_json_kind(item)}: "
-                "every item must be a session object"
+                f"item {index} of the array is a JSON {_json_kind(item)}: every item must be a session object"
             )
     return document
 

@@ -102,5 +102,7 @@ def current_receiver(environ: Mapping[str, str] | None = None) -> Receiver:
     if _current is None:
         with _current_lock:
             if _current is None:
-                _current = Receiver.from_settings(Settings.from_env(os.environ if environ is None else environ))
+                _current = Receiver.from_settings(
+                    Settings.from_env(os.environ if environ is None else environ)
+                )
     return _current

@@ -48,6 +48,7 @@ DEFAULT_RAW_ARCHIVE_CONTAINER = "raw-pushes"
 # Azure's rules for table and container names.
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 _CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
+_KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -82,6 +83,9 @@ class Settings:
     """Everything the receiver and its tools are configured with."""
 
     api_keys: tuple[str, ...] = field(default=(), repr=False)
+    # CHARGEPILOT_API_KEYS still holds "@Microsoft.KeyVault(...)": App Service could not resolve
+    # the reference (secret missing, identity without access). Then no key is valid.
+    api_keys_unresolved: bool = False
     storage: StorageConnection | None = None
     sessions_table: str = DEFAULT_SESSIONS_TABLE
     rejected_table: str = DEFAULT_REJECTED_TABLE
@@ -94,21 +98,23 @@ class Settings:
         """Read every setting from `env` (normally `os.environ`); raise SettingsError if unusable.
 
         Missing API keys are not an error here: the receiver then refuses every push (503).
+        Neither is an unresolved Key Vault reference, which must never itself become a key.
         """
         sessions_table = _table_name(env, SESSIONS_TABLE, DEFAULT_SESSIONS_TABLE)
         rejected_table = _table_name(env, REJECTED_TABLE, DEFAULT_REJECTED_TABLE)
         if sessions_table.lower() == rejected_table.lower():
             raise SettingsError(f"{SESSIONS_TABLE} and {REJECTED_TABLE} must name different tables")
+        raw_keys = env.get(API_KEYS, "")
+        unresolved = raw_keys.strip().startswith(_KEY_VAULT_REFERENCE)
         return cls(
-            api_keys=parse_api_keys(env.get(API_KEYS, "")),
+            api_keys=() if unresolved else parse_api_keys(raw_keys),
+            api_keys_unresolved=unresolved,
             storage=_storage_connection(env),
             sessions_table=sessions_table,
             rejected_table=rejected_table,
             max_body_bytes=_positive_int(env, MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES),
             raw_archive_enabled=_flag(env, RAW_ARCHIVE_ENABLED, default=True),
-            raw_archive_container=_container_name(
-                env, RAW_ARCHIVE_CONTAINER, DEFAULT_RAW_ARCHIVE_CONTAINER
-            ),
+            raw_archive_container=_container_name(env, RAW_ARCHIVE_CONTAINER, DEFAULT_RAW_ARCHIVE_CONTAINER),
         )
 
     def require_storage(self) -> StorageConnection:
@@ -155,8 +161,7 @@ def _storage_connection(env: Mapping[str, str]) -> StorageConnection | None:
             raise SettingsError(f"{STORAGE_CONNECTION} is not a storage connection string")
         return StorageConnection(connection_string=connection_string)
     identity = {
-        suffix: env.get(f"{STORAGE_CONNECTION}__{suffix}", "").strip()
-        for suffix in STORAGE_IDENTITY_SUFFIXES
+        suffix: env.get(f"{STORAGE_CONNECTION}__{suffix}", "").strip() for suffix in STORAGE_IDENTITY_SUFFIXES
     }
     table_uri = identity["tableServiceUri"]
     if not table_uri:
@@ -167,9 +172,7 @@ def _storage_connection(env: Mapping[str, str]) -> StorageConnection | None:
             raise SettingsError(f"{STORAGE_CONNECTION}__{suffix} must be an https:// endpoint")
     credential = identity["credential"]
     if credential and credential != "managedidentity":
-        raise SettingsError(
-            f"{STORAGE_CONNECTION}__credential must be 'managedidentity' when it is set"
-        )
+        raise SettingsError(f"{STORAGE_CONNECTION}__credential must be 'managedidentity' when it is set")
     return StorageConnection(
         table_service_uri=table_uri.rstrip("/"),
         blob_service_uri=identity["blobServiceUri"].rstrip("/") or None,

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from azure.core.credentials import TokenCredential
@@ -36,9 +37,7 @@ log = logging.getLogger(__name__)
 
 # Azurite's well-known development account (public, documented, not a secret).
 _AZURITE_ACCOUNT = "devstoreaccount1"
-_AZURITE_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
+_AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 DEVELOPMENT_STORAGE = (
     f"DefaultEndpointsProtocol=http;AccountName={_AZURITE_ACCOUNT};AccountKey={_AZURITE_KEY};"
     f"BlobEndpoint=http://127.0.0.1:10000/{_AZURITE_ACCOUNT};"
@@ -175,15 +174,15 @@ class SessionStore:
         if self._tables_ready:
             return
         with self._tables_lock:
-            if self._tables_ready:
-                return
             for table in (self.sessions, self.rejected):
                 try:
                     table.create_table()
                 except ResourceExistsError:
                     pass
                 except AzureError as error:
-                    raise StorageUnavailable(f"cannot create table {table.table_name}: {_brief(error)}") from error
+                    raise StorageUnavailable(
+                        f"cannot create table {table.table_name}: {_brief(error)}"
+                    ) from error
             self._tables_ready = True
 
     def check_health(self) -> None:
@@ -222,13 +221,11 @@ class SessionStore:
         transactions = plan_transactions(writes)
         if len(transactions) == 1:
             return self._submit(table, transactions[0])
-        return self._run_concurrently(
-            [lambda batch=batch: self._submit(table, batch) for batch in transactions]
-        )
+        return self._run_concurrently([partial(self._submit, table, batch) for batch in transactions])
 
     def _run_concurrently(self, jobs: list[Callable[[], list[WriteFailure]]]) -> list[WriteFailure]:
         futures: list[Future[list[WriteFailure]]] = [self._pool.submit(job) for job in jobs]
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        _, pending = wait(futures, return_when=FIRST_EXCEPTION)
         if pending:
             # One failed: start nothing new, but let the ones under way finish before answering.
             for future in pending:
@@ -263,7 +260,7 @@ class SessionStore:
                 "table %s refused a transaction of %d (%s); writing its entities one by one",
                 table.table_name,
                 len(batch),
-                error.error_code,
+                getattr(error, "error_code", None),
             )
             return list(self._submit_one_by_one(table, batch))
         except ResourceNotFoundError as error:
@@ -297,5 +294,8 @@ def _is_transient(error: HttpResponseError) -> bool:
 
 def _brief(error: AzureError) -> str:
     """The first line of an SDK error: enough to act on, no request dump."""
-    text = str(getattr(error, "message", None) or error)
-    return text.strip().splitlines()[0][:300] if text.strip() else type(error).__name__
+    text = str(getattr(error, "message", None) or error).strip()
+    first_line = text.splitlines()[0][:300] if text else type(error).__name__
+    code = getattr(error, "error_code", None)
+    code = getattr(code, "value", code)  # TableErrorCode members print as their enum name
+    return f"{code}: {first_line}" if code else first_line

@@ -61,7 +61,9 @@ def tables(settings: Settings) -> tuple[TableClient, TableClient]:
     service = TableServiceClient.from_connection_string(
         resolve_connection_string(settings.storage.connection_string)
     )
-    return service.get_table_client(settings.sessions_table), service.get_table_client(settings.rejected_table)
+    return service.get_table_client(settings.sessions_table), service.get_table_client(
+        settings.rejected_table
+    )
 
 
 def all_entities(table: TableClient) -> list[dict[str, Any]]:

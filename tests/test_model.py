@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -32,7 +32,7 @@ def test_timestamps_with_an_offset_are_kept_in_utc() -> None:
         session(StartAt="2025-01-09T15:04:34+02:00", EndAt="2025-01-09T23:00:00.125-05:00")
     )
     assert parsed.StartAt == datetime(2025, 1, 9, 13, 4, 34, tzinfo=UTC)
-    assert parsed.StartAt.utcoffset() is not None and parsed.StartAt.utcoffset().total_seconds() == 0
+    assert parsed.StartAt.tzinfo is not None and parsed.StartAt.utcoffset() == timedelta(0)
     assert parsed.EndAt == datetime(2025, 1, 10, 4, 0, 0, 125000, tzinfo=UTC)
 
 
