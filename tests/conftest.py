@@ -80,8 +80,11 @@ class ServedReceiver:
                 self.process.wait(timeout=10)
 
 
-def receiver_environment(settings: Settings, **overrides: str) -> dict[str, str]:
-    """The environment of a served receiver: ours only, never the developer's own settings."""
+def receiver_environment(settings: Settings, **overrides: str | None) -> dict[str, str]:
+    """The environment of a served receiver: ours only, never the developer's own settings.
+
+    An override of None removes the setting from the environment.
+    """
     env = {
         name: value
         for name, value in os.environ.items()
@@ -98,7 +101,11 @@ def receiver_environment(settings: Settings, **overrides: str) -> dict[str, str]
             "PYTHONUNBUFFERED": "1",
         }
     )
-    env.update(overrides)
+    for name, value in overrides.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return env
 
 
@@ -140,7 +147,7 @@ def serve(settings: Settings) -> Iterator[Callable[..., ServedReceiver]]:
     """Start receivers with these test tables, with settings overridden per call."""
     started: list[ServedReceiver] = []
 
-    def start(*, settings_file: Path | None = None, **overrides: str) -> ServedReceiver:
+    def start(*, settings_file: Path | None = None, **overrides: str | None) -> ServedReceiver:
         served = start_receiver(receiver_environment(settings, **overrides), settings_file=settings_file)
         started.append(served)
         return served

@@ -28,7 +28,7 @@ from sessions.settings import (
 PROJECT = Path(__file__).resolve().parent.parent
 INFRA = PROJECT / "infra"
 MAIN = INFRA / "main.bicep"
-DEPLOY_DOC = INFRA / "DEPLOY.md"
+DEPLOY_DOC = PROJECT / "README.md"  # its "Deploy to Azure" section
 SAMPLE_SETTINGS = PROJECT / "local.settings.sample.json"
 BICEP_FILES = sorted(INFRA.rglob("*.bicep"))
 PARAMETER_FILES = sorted(INFRA.glob("*.parameters.json"))
@@ -347,8 +347,8 @@ def test_deploy_guide_names_only_real_parameters_and_every_output() -> None:
     guide = DEPLOY_DOC.read_text(encoding="utf-8")
     main = parsed(MAIN)
     for output in main["outputs"]:
-        assert output in guide, f"DEPLOY.md does not mention output {output}"
+        assert output in guide, f"README.md does not mention output {output}"
     for parameter in re.findall(r"\b([a-z][A-Za-z]+)=", guide):
         if parameter in main["parameters"] or not re.search(rf"--parameters[^\n]*\b{parameter}=", guide):
             continue
-        pytest.fail(f"DEPLOY.md passes --parameters {parameter}=, which main.bicep does not declare")
+        pytest.fail(f"README.md passes --parameters {parameter}=, which main.bicep does not declare")

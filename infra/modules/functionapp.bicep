@@ -44,7 +44,7 @@ param maximumInstanceCount int
 param zoneRedundant bool
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_225: Zone redundancy is the zoneRedundant parameter, off by default because not every Flex Consumption region offers it (DEPLOY.md says how to turn it on). The data itself is geo-redundant (GRS storage); a push that fails during a zone outage gets an error, and re-sending it is safe because writes are idempotent.
+  // checkov:skip=CKV_AZURE_225: Zone redundancy is the zoneRedundant parameter, off by default because not every Flex Consumption region offers it (README.md, Deploy to Azure, says how to turn it on). The data itself is geo-redundant (GRS storage); a push that fails during a zone outage gets an error, and re-sending it is safe because writes are idempotent.
   name: planName
   location: location
   tags: tags
@@ -63,7 +63,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: The endpoint is public by design: ChargePilot's cloud pushes to it over the internet. Every push is authenticated by the API key before the body is read.
   // checkov:skip=CKV_AZURE_17: ChargePilot authenticates with an API key header (Ocp-Apim-Subscription-Key) and cannot present client certificates.
   // checkov:skip=CKV_AZURE_212: Flex Consumption has no fixed worker count: the platform scales instances per request (functionAppConfig.scaleAndConcurrency).
-  // checkov:skip=CKV_AZURE_213: App Service health check needs a Premium or Dedicated plan; on Flex Consumption, GET /api/health is for external monitoring (see DEPLOY.md).
+  // checkov:skip=CKV_AZURE_213: App Service health check needs a Premium or Dedicated plan; on Flex Consumption, GET /api/health is for external monitoring (see README.md, Deploy to Azure).
   name: appName
   location: location
   tags: union(tags, {

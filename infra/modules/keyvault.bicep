@@ -26,7 +26,7 @@ param apiKeysExpiresOn int
 param softDeleteRetentionInDays int
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
-  // checkov:skip=CKV_AZURE_109: App Service resolves Key Vault references over the vault's public endpoint unless the app is VNet-integrated (it is not, see DEPLOY.md); a Deny firewall would leave CHARGEPILOT_API_KEYS unresolved. Access is by Entra RBAC only.
+  // checkov:skip=CKV_AZURE_109: App Service resolves Key Vault references over the vault's public endpoint unless the app is VNet-integrated (it is not, see README.md, Deploy to Azure); a Deny firewall would leave CHARGEPILOT_API_KEYS unresolved. Access is by Entra RBAC only.
   // checkov:skip=CKV_AZURE_189: Same reason as CKV_AZURE_109: without VNet integration the reference is resolved from App Service's public outbound addresses.
   name: name
   location: location
