@@ -8,9 +8,8 @@ anything is sent.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from azure.data.tables import EdmType, EntityProperty
 
@@ -36,6 +35,11 @@ QUARANTINE_PARTITION = "rejected"
 _RAW_CHUNK = 16_000
 # Per-operation overhead of a transaction's multipart body (headers, URL), generously.
 _OPERATION_OVERHEAD_BYTES = 1024
+# A session whose card id and extra fields hold at most this many characters meets every entity
+# limit by construction (keys within 1 KiB, 16 properties, small strings): no need to check.
+_SMALL_TEXT = 2000
+# Its payload estimate: the overhead, the fixed-size properties, and 6 bytes per character.
+_SESSION_FIXED_PAYLOAD = _OPERATION_OVERHEAD_BYTES + 1024
 
 
 class EntityRuleError(ValueError):
@@ -47,8 +51,7 @@ class EntityRuleError(ValueError):
         self.message = message
 
 
-@dataclass(frozen=True)
-class TableWrite:
+class TableWrite(NamedTuple):
     """One upsert: the entity, and its estimated share of a transaction's request body."""
 
     entity: dict[str, Any]
@@ -101,9 +104,10 @@ def session_entity(session: Session, *, received_at: datetime, push_id: str) -> 
 
     Raises EntityRuleError if the session cannot be stored within the service's limits.
     """
+    row_key = session_row_key(session.ChargerID, session.TransactionID)
     entity: dict[str, Any] = {
         "PartitionKey": month_partition(session.StartAt),
-        "RowKey": session_row_key(session.ChargerID, session.TransactionID),
+        "RowKey": row_key,
         "TransactionID": EntityProperty(session.TransactionID, EdmType.INT64),
         "ChargerID": session.ChargerID,
         "ConnectorID": session.ConnectorID,
@@ -120,12 +124,18 @@ def session_entity(session: Session, *, received_at: datetime, push_id: str) -> 
         entity["InitialSoC"] = float(session.InitialSoC)
     if session.EndSoC is not None:
         entity["EndSoC"] = float(session.EndSoC)
+    text = 0
     if session.Id is not None:
         entity["Id"] = session.Id
-    extra = session.extra_fields
+        text += len(session.Id)
+    extra = session.__pydantic_extra__
     if extra:
         entity["Extra"] = compact_json(extra)
-    return TableWrite(entity, check_entity(entity))
+        text += len(entity["Extra"])
+    if text > _SMALL_TEXT:
+        return TableWrite(entity, check_entity(entity))
+    characters = len(row_key) + len(session.ChargerID) + len(push_id) + text
+    return TableWrite(entity, _SESSION_FIXED_PAYLOAD + 6 * characters)
 
 
 def rejection_entity(rejection: Rejection, *, received_at: datetime, push_id: str) -> TableWrite:
@@ -231,3 +241,58 @@ def _utf16_bytes(text: str) -> int:
     if text.isascii():
         return 2 * len(text)
     return len(text.encode("utf-16-le", "surrogatepass"))
+
+
+# The sender's nine fields, in the order of ChargePilot's Push-API article.
+SESSION_FIELDS: tuple[str, ...] = (
+    "TransactionID",
+    "ChargerID",
+    "ConnectorID",
+    "StartAt",
+    "EndAt",
+    "InitialSoC",
+    "Id",
+    "EndSoC",
+    "EnergyDelivered",
+)
+
+
+def stored_session(entity: dict[str, Any]) -> dict[str, Any]:
+    """A stored session back in the sender's nine fields (timestamps as UTC datetimes, an absent
+    property as None), then EnergyKWh, DurationSeconds, ReceivedAt, PushId and Extra (a dict)."""
+    import json  # only the tools read entities back; the receiver's write path never does
+
+    def value_of(name: str) -> Any:
+        value = entity.get(name)
+        return value.value if isinstance(value, EntityProperty) else value
+
+    def utc(name: str) -> datetime | None:
+        value = value_of(name)
+        return value.astimezone(UTC) if isinstance(value, datetime) else None
+
+    charger_id, transaction_id = value_of("ChargerID"), value_of("TransactionID")
+    if charger_id is None or transaction_id is None:
+        charger_id, transaction_id = split_session_row_key(str(entity["RowKey"]))
+    energy = float(value_of("EnergyDelivered") or 0.0)
+    start, end = utc("StartAt"), utc("EndAt")
+    duration = value_of("DurationSeconds")
+    if duration is None and start is not None and end is not None:
+        duration = (end - start).total_seconds()
+    kwh = value_of("EnergyKWh")
+    extra = value_of("Extra")
+    return {
+        "TransactionID": int(transaction_id),
+        "ChargerID": str(charger_id),
+        "ConnectorID": value_of("ConnectorID"),
+        "StartAt": start,
+        "EndAt": end,
+        "InitialSoC": value_of("InitialSoC"),
+        "Id": value_of("Id"),
+        "EndSoC": value_of("EndSoC"),
+        "EnergyDelivered": energy,
+        "EnergyKWh": float(kwh) if kwh is not None else energy / 1000.0,
+        "DurationSeconds": float(duration or 0.0),
+        "ReceivedAt": utc("ReceivedAt"),
+        "PushId": value_of("PushId"),
+        "Extra": json.loads(extra) if isinstance(extra, str) and extra else {},
+    }

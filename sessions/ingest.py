@@ -39,6 +39,7 @@ def ingest_push(
     session is quarantined with its raw JSON and reasons, once, however often it is re-sent.
     """
     items = decode_push(body)
+    received = len(items)
     received_at = received_at or datetime.now(UTC)
 
     writes: dict[tuple[str, str], TableWrite] = {}
@@ -57,19 +58,23 @@ def ingest_push(
         # The same session twice in one push is one entity; the later copy wins, as an upsert would.
         writes[key] = write
         indices.setdefault(key, []).append(index)
+    # Only the entities are needed from here on: a large push should not be held twice.
+    del items
 
     refused = store.save_sessions(list(writes.values()))
-    for failure in refused:
-        key = (failure.partition_key, failure.row_key)
-        reason = FieldError("(storage)", f"Table Storage refused this session: {failure.message}")
-        rejections.extend(Rejection(index, (reason,), items[index]) for index in indices.pop(key))
-    rejections.sort(key=lambda rejection: rejection.index)
+    if refused:
+        items = decode_push(body)
+        for failure in refused:
+            key = (failure.partition_key, failure.row_key)
+            reason = FieldError("(storage)", f"Table Storage refused this session: {failure.message}")
+            rejections.extend(Rejection(index, (reason,), items[index]) for index in indices.pop(key))
+        rejections.sort(key=lambda rejection: rejection.index)
 
     store.save_rejections(_quarantine_writes(rejections, received_at=received_at, push_id=push_id))
     stored = sum(len(copies) for copies in indices.values())
     return PushResult(
         push_id=push_id,
-        received=len(items),
+        received=received,
         stored=stored,
         duplicates=stored - len(indices),
         rejections=tuple(rejections),

@@ -136,8 +136,24 @@ def test_a_forbidden_character_in_a_key_breaks_the_rule() -> None:
         check_entity({"PartitionKey": "p", "RowKey": "a/b"})
 
 
-def test_the_longest_charger_id_of_forbidden_characters_still_fits_a_row_key() -> None:
-    entity_of(ChargerID="/" * 160)
+@pytest.mark.parametrize("charger", ["/" * 160, "\x01" * 160, "😀" * 160])
+def test_the_longest_charger_id_of_any_characters_still_fits_a_row_key(charger: str) -> None:
+    check_entity(entity_of(ChargerID=charger))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"Id": "9" * 1900, "ChargerID": "/" * 160},
+        {"Tariff": {"name": "ü" * 1500}},
+        {"Id": "1" * 3000},
+        {"Notes": "\x00" * 2500},
+    ],
+)
+def test_the_payload_estimate_of_a_session_never_undercuts_the_full_check(fields: dict[str, Any]) -> None:
+    write = session_entity(Session.model_validate(session(**fields)), received_at=RECEIVED, push_id="p" * 36)
+    assert write.payload_bytes >= check_entity(write.entity)
 
 
 def rejection(raw: dict[str, Any], index: int = 0) -> Rejection:

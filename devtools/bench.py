@@ -1,0 +1,350 @@
+"""Ingest benchmark: the receiver against what the storage itself allows, side by side, in one run.
+
+    .venv/bin/python -m devtools.bench                 # N = 100, 2,000, 20,000 (about 6 minutes)
+    .venv/bin/python -m devtools.bench --sizes 200 --runs 1   # the smoke run of the test suite
+
+Against one fresh in-memory Azurite, for each N it measures, each figure the median of several
+runs on a fresh table:
+  1. floor:    the same entities written straight with azure-data-tables, 100-entity
+               transactions, sequentially, no validation (what the storage itself allows);
+  2. naive:    one upsert request per entity (N <= 2,000 only: slow, which is the point);
+  3. receiver: the ingest use-case called in-process with the raw body;
+  4. http:     the receiver over HTTP through `python -m sessions serve`;
+then the ratios 3/1, 4/1 and 1/2, the CPU per entity of the floor's client and of the receiver,
+the CPU per session of parse + validate + map alone (no I/O), and the receiver's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psutil
+import requests
+
+from devtools.azurite import Azurite
+from sessions.entities import TableWrite, session_entity
+from sessions.ingest import ingest_push
+from sessions.model import Session, decode_push
+from sessions.settings import Settings, StorageConnection
+from sessions.store import SessionStore, plan_transactions, table_service
+
+PROJECT = Path(__file__).resolve().parent.parent
+BENCH_KEY = "bench-key-not-a-secret"
+STATIONS = 40
+MONTHS = ((2025, 1), (2025, 2))
+
+
+def generate_sessions(count: int, seed: int = 7) -> list[dict[str, Any]]:
+    """`count` valid sessions over STATIONS stations and two months, as ChargePilot sends them."""
+    rng = random.Random(seed)
+    sessions = []
+    for number in range(count):
+        year, month = MONTHS[number % len(MONTHS)]
+        start = datetime(year, month, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(27 * 86400))
+        dc = number % 5 == 0
+        minutes = rng.randrange(15, 90) if dc else rng.randrange(45, 14 * 60)
+        energy = rng.randrange(5_000, 60_000) if dc else rng.randrange(2_000, 40_000)
+        initial_soc = rng.randrange(5, 60) if dc else None
+        sessions.append(
+            {
+                "TransactionID": 7_000_000 + number,
+                "ChargerID": f"{'ABB-DC' if dc else 'TACW-AC'}-{number % STATIONS:04d}",
+                "ConnectorID": 1 + number % 2,
+                "StartAt": start.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                "EndAt": (start + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                "InitialSoC": initial_soc,
+                "Id": str(10_000_000 + rng.randrange(300)),
+                "EndSoC": None if initial_soc is None else min(100, initial_soc + rng.randrange(10, 50)),
+                "EnergyDelivered": energy,
+            }
+        )
+    return sessions
+
+
+@dataclass
+class Sample:
+    """One timed run: wall seconds and CPU seconds of the process that did the work."""
+
+    wall: float
+    cpu: float
+
+
+@dataclass
+class Figures:
+    """Every sample of one method at one N."""
+
+    samples: list[Sample] = field(default_factory=list)
+
+    @property
+    def wall(self) -> float:
+        return statistics.median(sample.wall for sample in self.samples)
+
+    @property
+    def cpu(self) -> float:
+        return statistics.median(sample.cpu for sample in self.samples)
+
+
+class Bench:
+    """The benchmark's shared state: one Azurite, and a fresh table for every run."""
+
+    def __init__(self, azurite: Azurite) -> None:
+        self.azurite = azurite
+        self.service = table_service(StorageConnection(connection_string=azurite.connection_string))
+
+    def fresh_settings(self) -> Settings:
+        suffix = uuid.uuid4().hex[:12]
+        return Settings(
+            api_keys=(BENCH_KEY,),
+            storage=StorageConnection(connection_string=self.azurite.connection_string),
+            sessions_table=f"Bench{suffix}",
+            rejected_table=f"BenchRejected{suffix}",
+            raw_archive_enabled=False,
+        )
+
+    def entities(self, body: bytes) -> list[TableWrite]:
+        received = datetime.now(UTC)
+        return [
+            session_entity(Session.model_validate(item), received_at=received, push_id="bench")
+            for item in decode_push(body)
+        ]
+
+    def floor(self, body: bytes) -> Sample:
+        """The same entities, 100 per transaction, one transaction after the other."""
+        writes = self.entities(body)
+        table = self.service.create_table(self.fresh_settings().sessions_table)
+        transactions = plan_transactions(writes)
+        with measured() as sample:
+            for batch in transactions:
+                table.submit_transaction([("upsert", write.entity) for write in batch])
+        return sample
+
+    def naive(self, body: bytes) -> Sample:
+        """One upsert request per entity."""
+        writes = self.entities(body)
+        table = self.service.create_table(self.fresh_settings().sessions_table)
+        with measured() as sample:
+            for write in writes:
+                table.upsert_entity(write.entity)
+        return sample
+
+    def in_process(self, body: bytes) -> Sample:
+        """The ingest use-case with the raw body, tables created beforehand (as after a warm start)."""
+        store = SessionStore.connect(self.fresh_settings())
+        store.ensure_tables()
+        with measured() as sample:
+            result = ingest_push(body, store, push_id="bench")
+        store.close()
+        assert result.stored == result.received, result
+        return sample
+
+    def over_http(self, body: bytes) -> tuple[Sample, int]:
+        """A POST to a fresh `python -m sessions serve`; CPU and peak RSS are the server's."""
+        served = Served(self.fresh_settings()).start()
+        try:
+            started_cpu = served.cpu_seconds()
+            started = time.perf_counter()
+            response = requests.post(
+                served.url,
+                data=body,
+                headers={"Ocp-Apim-Subscription-Key": BENCH_KEY, "Content-Type": "application/json"},
+                timeout=600,
+            )
+            wall = time.perf_counter() - started
+            assert response.status_code == 200, response.text[:300]
+            assert response.json()["stored"] == response.json()["received"]
+            return Sample(wall, served.cpu_seconds() - started_cpu), served.peak_rss_bytes()
+        finally:
+            served.stop()
+
+
+class Served:
+    """`python -m sessions serve` over fresh tables, warmed up (imports done, tables created)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
+
+    def start(self) -> Served:
+        settings = self.settings
+        env = dict(os.environ)
+        assert settings.storage is not None and settings.storage.connection_string is not None
+        env.update(
+            {
+                "CHARGEPILOT_API_KEYS": BENCH_KEY,
+                "SESSIONS_STORAGE": settings.storage.connection_string,
+                "SESSIONS_TABLE": settings.sessions_table,
+                "REJECTED_TABLE": settings.rejected_table,
+                "RAW_ARCHIVE_ENABLED": "false",
+            }
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sessions", "--settings", "/nonexistent", "serve", "--port", "0"],
+            cwd=PROJECT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            if line.startswith("Serving on "):
+                base = line.split()[2]
+                self.url = base + "/api/sessions"
+                break
+        threading.Thread(target=self.process.stdout.read, daemon=True).start()
+        if not self.url:
+            raise RuntimeError("python -m sessions serve did not start")
+        health = requests.get(base + "/api/health", timeout=60)
+        assert health.status_code == 200, health.text
+        return self
+
+    def cpu_seconds(self) -> float:
+        assert self.process is not None
+        times = psutil.Process(self.process.pid).cpu_times()
+        return float(times.user + times.system)
+
+    def peak_rss_bytes(self) -> int:
+        """The server's peak resident memory so far (Linux VmHWM; else the current RSS)."""
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status")
+        if status.exists():
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+        return int(psutil.Process(self.process.pid).memory_info().rss)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@contextmanager
+def measured() -> Iterator[Sample]:
+    """Wall and this process's CPU time (all threads) of the block."""
+    sample = Sample(0.0, 0.0)
+    started, started_cpu = time.perf_counter(), time.process_time()
+    yield sample
+    sample.wall = time.perf_counter() - started
+    sample.cpu = time.process_time() - started_cpu
+
+
+def mapping_cpu_microseconds(body: bytes, repeat: int) -> float:
+    """CPU per session of parse + validate + map, no I/O (best of `repeat`)."""
+    received = datetime.now(UTC)
+    count = len(decode_push(body))
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.process_time()
+        for item in decode_push(body):
+            session_entity(Session.model_validate(item), received_at=received, push_id="bench")
+        best = min(best, time.process_time() - started)
+    return best / count * 1e6
+
+
+def repeat(runs: int, method: Callable[[], Sample]) -> Figures:
+    figures = Figures()
+    for _ in range(runs):
+        figures.samples.append(method())
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devtools.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 2000, 20000])
+    parser.add_argument("--runs", type=int, default=3, help="runs per figure; the median is printed")
+    parser.add_argument("--naive-max", type=int, default=2000, help="largest N for the naive writer")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    arguments = parser.parse_args(argv)
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"runs per figure: {arguments.runs} (median), fresh table per run, in-memory Azurite\n")
+    results: dict[str, Any] = {"sizes": {}}
+    with Azurite() as azurite:
+        bench = Bench(azurite)
+        for size in arguments.sizes:
+            body = json.dumps(generate_sessions(size)).encode()
+            runs = max(arguments.runs, 5) if size <= 200 else arguments.runs
+            floor = repeat(runs, lambda body=body: bench.floor(body))
+            naive = repeat(runs, lambda body=body: bench.naive(body)) if size <= arguments.naive_max else None
+            receiver = repeat(runs, lambda body=body: bench.in_process(body))
+            peaks: list[int] = []
+
+            def http_run(body: bytes = body, peaks: list[int] = peaks) -> Sample:
+                sample, peak = bench.over_http(body)
+                peaks.append(peak)
+                return sample
+
+            http = repeat(runs, http_run)
+            peak_rss = max(peaks)
+            mapping = mapping_cpu_microseconds(body, repeat=3 if size > 5000 else 10)
+            row = report(size, floor, naive, receiver, http, mapping, peak_rss)
+            results["sizes"][str(size)] = row
+    if arguments.json:
+        arguments.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def report(
+    size: int,
+    floor: Figures,
+    naive: Figures | None,
+    receiver: Figures,
+    http: Figures,
+    mapping_us: float,
+    peak_rss: int,
+) -> dict[str, Any]:
+    def rate(figures: Figures) -> str:
+        return f"{figures.wall * 1000:9.1f} ms  {size / figures.wall:8.0f}/s"
+
+    def per(cpu_seconds: float) -> str:
+        return f"{cpu_seconds / size * 1e6:6.0f} us"
+
+    print(f"N = {size:,} sessions ({STATIONS} stations, 2 months)")
+    print(f"  1 floor     (SDK, 100/transaction) {rate(floor)}   client CPU {per(floor.cpu)}/entity")
+    if naive is not None:
+        print(f"  2 naive     (one upsert each)      {rate(naive)}")
+    print(f"  3 receiver  (in-process ingest)    {rate(receiver)}   CPU {per(receiver.cpu)}/session")
+    print(f"  4 receiver  (HTTP, sessions serve) {rate(http)}   CPU {per(http.cpu)}/session")
+    print(f"  ratios: 3/1 = {receiver.wall / floor.wall:.2f}   4/1 = {http.wall / floor.wall:.2f}", end="")
+    print(f"   1/2 = {floor.wall / naive.wall:.2f}" if naive is not None else "")
+    print(
+        f"  CPU: receiver over HTTP / floor client = {http.cpu / floor.cpu:.2f};"
+        f" parse + validate + map alone {mapping_us:.1f} us/session"
+    )
+    print(f"  receiver peak RSS (server process): {peak_rss / 2**20:.0f} MB\n", flush=True)
+    return {
+        "floor_s": floor.wall,
+        "naive_s": naive.wall if naive else None,
+        "receiver_s": receiver.wall,
+        "http_s": http.wall,
+        "floor_cpu_us_per_entity": floor.cpu / size * 1e6,
+        "receiver_cpu_us_per_session": receiver.cpu / size * 1e6,
+        "http_cpu_us_per_session": http.cpu / size * 1e6,
+        "mapping_us_per_session": mapping_us,
+        "peak_rss_bytes": peak_rss,
+        "ratio_receiver_floor": receiver.wall / floor.wall,
+        "ratio_http_floor": http.wall / floor.wall,
+        "ratio_floor_naive": floor.wall / naive.wall if naive else None,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
