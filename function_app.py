@@ -57,7 +57,7 @@ def push_sessions(req: func.HttpRequest) -> func.HttpResponse:
         return _too_large(len(body), limit)
 
     try:
-        result = receiver.take_push(body)
+        result = receiver.take_push(body, content_type=content_type or None)
     except InvalidPush as error:
         return _error(400, "invalid_body", str(error))
     except StorageUnavailable:

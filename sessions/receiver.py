@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from sessions.archive import ArchiveUnavailable, RawArchive
 from sessions.ingest import ingest_push
 from sessions.keys import KeyRing
 from sessions.logs import log_event
@@ -22,42 +23,67 @@ from sessions.store import SessionStore, StorageUnavailable
 class Receiver:
     """Checks keys, takes pushes and reports health; the HTTP layer only translates."""
 
-    def __init__(self, settings: Settings, store: SessionStore) -> None:
+    def __init__(self, settings: Settings, store: SessionStore, archive: RawArchive | None = None) -> None:
         self.settings = settings
         self.keys = KeyRing(settings.api_keys)
         self.store = store
+        # None when RAW_ARCHIVE_ENABLED is false: pushes are then processed without a raw copy.
+        self.archive = archive
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Receiver:
-        return cls(settings, SessionStore.connect(settings))
+        archive = RawArchive.connect(settings) if settings.raw_archive_enabled else None
+        return cls(settings, SessionStore.connect(settings), archive)
 
-    def take_push(self, body: bytes) -> PushResult:
-        """Ingest one push and log its outcome; raises InvalidPush or StorageUnavailable."""
+    def take_push(self, body: bytes, *, content_type: str | None = None) -> PushResult:
+        """Archive one push, ingest it and log its outcome; raises InvalidPush or StorageUnavailable.
+
+        Nothing is processed unless its raw body is archived first (ArchiveUnavailable otherwise).
+        """
         push_id = str(uuid.uuid4())
+        received_at = datetime.now(UTC)
         started = time.perf_counter()
         outcome = "taken"
+        archived: str | None = None
         result: PushResult | None = None
         try:
-            result = ingest_push(body, self.store, push_id=push_id, received_at=datetime.now(UTC))
+            if self.archive is not None:
+                archived = self.archive.keep(
+                    body, push_id=push_id, received_at=received_at, content_type=content_type
+                )
+            result = ingest_push(body, self.store, push_id=push_id, received_at=received_at)
             return result
         except InvalidPush as error:
             outcome = "invalid"
             log_event("push_invalid", logging.WARNING, push_id=push_id, reason=str(error))
+            raise
+        except ArchiveUnavailable as error:
+            outcome = "archive_unavailable"
+            log_event("push_not_archived", logging.ERROR, push_id=push_id, reason=str(error))
             raise
         except StorageUnavailable as error:
             outcome = "storage_unavailable"
             log_event("push_not_stored", logging.ERROR, push_id=push_id, reason=str(error))
             raise
         finally:
-            self._log_push(push_id, len(body), outcome, result, time.perf_counter() - started)
+            if self.archive is not None and archived is not None:
+                self.archive.record_outcome(archived, outcome, result)
+            self._log_push(push_id, len(body), outcome, result, time.perf_counter() - started, archived)
 
     def check_health(self) -> None:
-        """Raise StorageUnavailable unless the tables can be reached."""
+        """Raise StorageUnavailable unless the tables (and the archive container) can be reached."""
         self.store.check_health()
+        if self.archive is not None:
+            self.archive.check_health()
 
     @staticmethod
     def _log_push(
-        push_id: str, body_bytes: int, outcome: str, result: PushResult | None, seconds: float
+        push_id: str,
+        body_bytes: int,
+        outcome: str,
+        result: PushResult | None,
+        seconds: float,
+        archived: str | None,
     ) -> None:
         counts = {"received": 0, "stored": 0, "rejected": 0, "duplicates": 0}
         if result is not None:
@@ -85,6 +111,7 @@ class Receiver:
             outcome=outcome,
             body_bytes=body_bytes,
             duration_ms=round(seconds * 1000, 1),
+            raw_archive=archived,
             **counts,
         )
 

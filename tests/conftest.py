@@ -39,6 +39,7 @@ def settings(azurite: Azurite) -> Settings:
         storage=StorageConnection(connection_string=azurite.connection_string),
         sessions_table=unique_table("Sessions"),
         rejected_table=unique_table("Rejected"),
+        raw_archive_container=f"raw-{uuid.uuid4().hex[:16]}",
     )
 
 
@@ -98,6 +99,8 @@ def receiver_environment(settings: Settings, **overrides: str | None) -> dict[st
             "SESSIONS_TABLE": settings.sessions_table,
             "REJECTED_TABLE": settings.rejected_table,
             "MAX_BODY_BYTES": str(settings.max_body_bytes),
+            "RAW_ARCHIVE_ENABLED": str(settings.raw_archive_enabled).lower(),
+            "RAW_ARCHIVE_CONTAINER": settings.raw_archive_container,
             "PYTHONUNBUFFERED": "1",
         }
     )

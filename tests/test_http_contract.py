@@ -21,7 +21,7 @@ from tests.support import KEY_HEADER, all_entities, as_body, post, session, tabl
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 CLOSED_PORT_STORAGE = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
-    "TableEndpoint=http://127.0.0.1:9/devstoreaccount1;"
+    "TableEndpoint=http://127.0.0.1:9/devstoreaccount1;BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;"
 )
 
 

@@ -1,0 +1,235 @@
+"""The raw archive: every push body, gzip-compressed, in a blob container, before it is processed.
+
+So that every push can be audited and replayed (`python -m sessions replay`): a push whose body
+cannot be archived is not processed at all (ArchiveUnavailable, answered 503 like any storage
+fault). Blobs are named `YYYY/MM/DD/HHMMSS.ffffffZ-<push id>.json.gz` by the UTC time of arrival.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings, LinearRetry
+
+from sessions.logs import log_event
+from sessions.outcome import PushResult
+from sessions.settings import STORAGE_CONNECTION, Settings, SettingsError, StorageConnection
+from sessions.store import StorageUnavailable, resolve_connection_string, storage_credential
+
+# The newest Blob API version that Azurite (package.json) serves, so that what runs in Azure is
+# what the tests ran; the SDK's own default is newer than any Azurite release yet.
+BLOB_API_VERSION = "2026-06-06"
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "connection_timeout": 5,
+    "read_timeout": 30,
+    "api_version": BLOB_API_VERSION,
+}
+_NAME = re.compile(
+    r"^(?P<day>\d{4}/\d{2}/\d{2})/(?P<time>\d{6}\.\d{6})Z-(?P<push_id>[0-9A-Za-z-]{1,64})\.json\.gz$"
+)
+# Blob metadata values are ASCII header values; a content type is short.
+_MAX_METADATA_VALUE = 256
+
+
+class ArchiveUnavailable(StorageUnavailable):
+    """The raw archive could not be written: the push is not processed, and a retry is safe."""
+
+
+@dataclass(frozen=True)
+class ArchivedPush:
+    """One archived push: where it is, which push it was, when it arrived, what became of it."""
+
+    name: str
+    push_id: str
+    received_at: datetime
+    metadata: dict[str, str]
+
+    @property
+    def outcome(self) -> str:
+        return self.metadata.get("outcome", "unknown")
+
+
+def archive_name(received_at: datetime, push_id: str) -> str:
+    """`YYYY/MM/DD/HHMMSS.ffffffZ-<push id>.json.gz`, by the UTC time of arrival (sorts by time)."""
+    utc = received_at.astimezone(UTC)
+    return f"{utc:%Y/%m/%d}/{utc:%H%M%S.%f}Z-{push_id}.json.gz"
+
+
+def parse_archive_name(name: str) -> tuple[datetime, str] | None:
+    """The arrival time and push id of an archive blob name, or None for any other name."""
+    found = _NAME.match(name)
+    if found is None:
+        return None
+    moment = datetime.strptime(f"{found['day']} {found['time']}", "%Y/%m/%d %H%M%S.%f")
+    return moment.replace(tzinfo=UTC), found["push_id"]
+
+
+def blob_service(storage: StorageConnection) -> BlobServiceClient:
+    """A Blob service client for the configured connection (managed identity in Azure)."""
+    # The SDK's default retry waits 15 s and more between tries: a few quick ones, then 503,
+    # as for the tables, well inside the sender's patience.
+    retry = LinearRetry(backoff=1, random_jitter_range=1, retry_total=2)
+    options = {**_CLIENT_OPTIONS, "retry_policy": retry}
+    if storage.connection_string is not None:
+        return BlobServiceClient.from_connection_string(
+            resolve_connection_string(storage.connection_string), **options
+        )
+    if storage.blob_service_uri is None:
+        raise SettingsError(
+            f"the raw archive needs {STORAGE_CONNECTION}__blobServiceUri (or RAW_ARCHIVE_ENABLED=false)"
+        )
+    return BlobServiceClient(storage.blob_service_uri, credential=storage_credential(storage), **options)
+
+
+class RawArchive:
+    """The archive container: push bodies in, archived pushes out (for audit and replay)."""
+
+    def __init__(self, service: BlobServiceClient, container: str) -> None:
+        self._service = service
+        self.container: ContainerClient = service.get_container_client(container)
+        self._container_ready = False
+        self._container_lock = threading.Lock()
+
+    @classmethod
+    def connect(cls, settings: Settings) -> RawArchive:
+        """An archive for the configured account and container (no request is made yet)."""
+        return cls(blob_service(settings.require_storage()), settings.raw_archive_container)
+
+    def close(self) -> None:
+        self._service.close()
+
+    def ensure_container(self) -> None:
+        """Create the container when missing (once per process; again after it disappears)."""
+        if self._container_ready:
+            return
+        with self._container_lock:
+            try:
+                self.container.create_container()
+            except ResourceExistsError:
+                pass
+            except AzureError as error:
+                raise ArchiveUnavailable(
+                    f"cannot create container {self.container.container_name}: {_brief(error)}"
+                ) from error
+            self._container_ready = True
+
+    def check_health(self) -> None:
+        """Raise ArchiveUnavailable unless the container can be reached (reads no push)."""
+        self.ensure_container()
+        try:
+            self.container.get_container_properties()
+        except AzureError as error:
+            if isinstance(error, ResourceNotFoundError):
+                self._container_ready = False
+            raise ArchiveUnavailable(f"container {self.container.container_name}: {_brief(error)}") from error
+
+    def keep(self, body: bytes, *, push_id: str, received_at: datetime, content_type: str | None) -> str:
+        """Write the body, compressed, before it is processed; return its blob name.
+
+        Raises ArchiveUnavailable when it cannot be written: then the push must not be processed.
+        """
+        name = archive_name(received_at, push_id)
+        metadata = {
+            "push_id": push_id,
+            "received_at": received_at.astimezone(UTC).isoformat(),
+            "content_type": _metadata_value(content_type or ""),
+            "size": str(len(body)),
+            "outcome": "received",
+        }
+        compressed = gzip.compress(body, compresslevel=6, mtime=0)
+        self.ensure_container()
+        try:
+            try:
+                self._upload(name, compressed, metadata)
+            except ResourceNotFoundError:
+                # The container was deleted under a running app: create it again, once.
+                self._container_ready = False
+                self.ensure_container()
+                self._upload(name, compressed, metadata)
+        except AzureError as error:
+            raise ArchiveUnavailable(f"archive {name}: {_brief(error)}") from error
+        return name
+
+    def _upload(self, name: str, compressed: bytes, metadata: dict[str, str]) -> None:
+        self.container.upload_blob(
+            name,
+            compressed,
+            overwrite=False,
+            metadata=metadata,
+            content_settings=ContentSettings(content_type="application/gzip"),
+        )
+
+    def record_outcome(self, name: str, outcome: str, result: PushResult | None) -> None:
+        """Add what became of the push to its blob's metadata.
+
+        The body is already safe, so a failure here only loses the label: it is logged, not raised.
+        """
+        blob = self.container.get_blob_client(name)
+        try:
+            metadata = dict(blob.get_blob_properties().metadata)
+            metadata["outcome"] = outcome
+            if result is not None:
+                metadata.update(
+                    received=str(result.received),
+                    stored=str(result.stored),
+                    rejected=str(len(result.rejections)),
+                )
+            blob.set_blob_metadata(metadata)
+        except AzureError as error:
+            log_event(
+                "archive_outcome_not_recorded",
+                logging.WARNING,
+                blob=name,
+                outcome=outcome,
+                reason=_brief(error),
+            )
+
+    def pushes_between(self, start: datetime, end: datetime) -> Iterator[ArchivedPush]:
+        """Archived pushes that arrived in [start, end), oldest first."""
+        if end <= start:
+            return
+        day: date = start.astimezone(UTC).date()
+        last: date = end.astimezone(UTC).date()
+        while day <= last:
+            yield from self._pushes_of_day(day, start, end)
+            day += timedelta(days=1)
+
+    def _pushes_of_day(self, day: date, start: datetime, end: datetime) -> list[ArchivedPush]:
+        found = []
+        try:
+            for blob in self.container.list_blobs(name_starts_with=f"{day:%Y/%m/%d}/", include=["metadata"]):
+                parsed = parse_archive_name(blob.name)
+                if parsed is not None and start <= parsed[0] < end:
+                    found.append(ArchivedPush(blob.name, parsed[1], parsed[0], dict(blob.metadata or {})))
+        except ResourceNotFoundError:
+            return []  # no container: nothing was ever archived
+        except AzureError as error:
+            raise ArchiveUnavailable(f"cannot list the archive of {day}: {_brief(error)}") from error
+        return sorted(found, key=lambda push: push.name)
+
+    def body_of(self, push: ArchivedPush) -> bytes:
+        """The push body exactly as it arrived."""
+        try:
+            return gzip.decompress(self.container.download_blob(push.name).readall())
+        except AzureError as error:
+            raise ArchiveUnavailable(f"cannot read {push.name}: {_brief(error)}") from error
+
+
+def _metadata_value(text: str) -> str:
+    printable = "".join(c for c in text if " " <= c <= "~")
+    return printable[:_MAX_METADATA_VALUE]
+
+
+def _brief(error: AzureError) -> str:
+    text = str(getattr(error, "message", None) or error).strip()
+    first_line = text.splitlines()[0][:300] if text else type(error).__name__
+    code = getattr(error, "error_code", None)
+    return f"{code}: {first_line}" if code else first_line
