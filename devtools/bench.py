@@ -103,15 +103,15 @@ class Figures:
 class Bench:
     """The benchmark's shared state: one Azurite, and a fresh table for every run."""
 
-    def __init__(self, azurite: Azurite) -> None:
-        self.azurite = azurite
-        self.service = table_service(StorageConnection(connection_string=azurite.connection_string))
+    def __init__(self, connection_string: str) -> None:
+        self.connection_string = connection_string
+        self.service = table_service(StorageConnection(connection_string=connection_string))
 
     def fresh_settings(self) -> Settings:
         suffix = uuid.uuid4().hex[:12]
         return Settings(
             api_keys=(BENCH_KEY,),
-            storage=StorageConnection(connection_string=self.azurite.connection_string),
+            storage=StorageConnection(connection_string=self.connection_string),
             sessions_table=f"Bench{suffix}",
             rejected_table=f"BenchRejected{suffix}",
             raw_archive_enabled=False,
@@ -246,6 +246,27 @@ def measured() -> Iterator[Sample]:
     sample.cpu = time.process_time() - started_cpu
 
 
+@contextmanager
+def table_endpoint(azurite: Azurite, latency_ms: float) -> Iterator[str]:
+    """Azurite's connection string, through a latency proxy when one is asked for."""
+    if not latency_ms:
+        yield azurite.connection_string
+        return
+    proxy = subprocess.Popen(
+        [sys.executable, "-m", "devtools.latency_proxy", str(azurite.ports["Table"]), str(latency_ms)],
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proxy.stdout is not None
+        port = int(proxy.stdout.readline().split()[-1])
+        yield azurite.connection_string.replace(f":{azurite.ports['Table']}/", f":{port}/")
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=10)
+
+
 def mapping_cpu_microseconds(body: bytes, repeat: int) -> float:
     """CPU per session of parse + validate + map, no I/O (best of `repeat`)."""
     received = datetime.now(UTC)
@@ -272,13 +293,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per figure; the median is printed")
     parser.add_argument("--naive-max", type=int, default=2000, help="largest N for the naive writer")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="one-way network latency put in front of Azurite (a round trip to Table Storage)",
+    )
     arguments = parser.parse_args(argv)
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"runs per figure: {arguments.runs} (median), fresh table per run, in-memory Azurite\n")
-    results: dict[str, Any] = {"sizes": {}}
-    with Azurite() as azurite:
-        bench = Bench(azurite)
+    print(f"runs per figure: {arguments.runs} (median), fresh table per run, in-memory Azurite", end="")
+    print(f", {arguments.latency_ms:g} ms one-way latency in front of it\n" if arguments.latency_ms else "\n")
+    results: dict[str, Any] = {"latency_ms": arguments.latency_ms, "sizes": {}}
+    with Azurite() as azurite, table_endpoint(azurite, arguments.latency_ms) as connection_string:
+        bench = Bench(connection_string)
         for size in arguments.sizes:
             body = json.dumps(generate_sessions(size)).encode()
             runs = max(arguments.runs, 5) if size <= 200 else arguments.runs
