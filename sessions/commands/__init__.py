@@ -11,7 +11,11 @@ import importlib
 from typing import Any
 
 # In the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("sessions.commands.serve", "sessions.commands.replay")
+COMMAND_MODULES: tuple[str, ...] = (
+    "sessions.commands.serve",
+    "sessions.commands.push",
+    "sessions.commands.replay",
+)
 
 
 def register_all(commands: argparse._SubParsersAction[Any]) -> None:
