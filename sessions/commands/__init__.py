@@ -14,6 +14,7 @@ from typing import Any
 COMMAND_MODULES: tuple[str, ...] = (
     "sessions.commands.serve",
     "sessions.commands.push",
+    "sessions.commands.export",
     "sessions.commands.replay",
 )
 
