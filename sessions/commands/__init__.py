@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sessions.commands.serve",
     "sessions.commands.push",
     "sessions.commands.export",
+    "sessions.commands.report",
     "sessions.commands.replay",
 )
 
