@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "sessions.commands.push",
     "sessions.commands.export",
     "sessions.commands.report",
+    "sessions.commands.rejected",
     "sessions.commands.replay",
 )
 
