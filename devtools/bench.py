@@ -9,7 +9,8 @@ runs on a fresh table:
                transactions, sequentially, no validation (what the storage itself allows);
   2. naive:    one upsert request per entity (N <= 2,000 only: slow, which is the point);
   3. receiver: the ingest use-case called in-process with the raw body;
-  4. http:     the receiver over HTTP through `python -m sessions serve`;
+  4. http:     the receiver over HTTP through `python -m sessions serve` (the raw archive off,
+               as the floor has none; then once more with it on, to show what it costs);
 then the ratios 3/1, 4/1 and 1/2, the CPU per entity of the floor's client and of the receiver,
 the CPU per session of parse + validate + map alone (no I/O), and the receiver's peak RSS.
 """
@@ -153,9 +154,9 @@ class Bench:
         assert result.stored == result.received, result
         return sample
 
-    def over_http(self, body: bytes) -> tuple[Sample, int]:
+    def over_http(self, body: bytes, *, archive: bool = False) -> tuple[Sample, int]:
         """A POST to a fresh `python -m sessions serve`; CPU and peak RSS are the server's."""
-        served = Served(self.fresh_settings()).start()
+        served = Served(self.fresh_settings(), archive=archive).start()
         try:
             started_cpu = served.cpu_seconds()
             started = time.perf_counter()
@@ -176,8 +177,9 @@ class Bench:
 class Served:
     """`python -m sessions serve` over fresh tables, warmed up (imports done, tables created)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, archive: bool) -> None:
         self.settings = settings
+        self.archive = archive
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
 
@@ -191,7 +193,8 @@ class Served:
                 "SESSIONS_STORAGE": settings.storage.connection_string,
                 "SESSIONS_TABLE": settings.sessions_table,
                 "REJECTED_TABLE": settings.rejected_table,
-                "RAW_ARCHIVE_ENABLED": "false",
+                "RAW_ARCHIVE_ENABLED": "true" if self.archive else "false",
+                "RAW_ARCHIVE_CONTAINER": f"bench-{uuid.uuid4().hex[:12]}",
             }
         )
         self.process = subprocess.Popen(
@@ -322,8 +325,9 @@ def main(argv: list[str] | None = None) -> int:
 
             http = repeat(runs, http_run)
             peak_rss = max(peaks)
+            archived = repeat(runs, lambda body=body: bench.over_http(body, archive=True)[0])
             mapping = mapping_cpu_microseconds(body, repeat=3 if size > 5000 else 10)
-            row = report(size, floor, naive, receiver, http, mapping, peak_rss)
+            row = report(size, floor, naive, receiver, http, archived, mapping, peak_rss)
             results["sizes"][str(size)] = row
     if arguments.json:
         arguments.json.write_text(json.dumps(results, indent=2))
@@ -336,6 +340,7 @@ def report(
     naive: Figures | None,
     receiver: Figures,
     http: Figures,
+    archived: Figures,
     mapping_us: float,
     peak_rss: int,
 ) -> dict[str, Any]:
@@ -351,6 +356,7 @@ def report(
         print(f"  2 naive     (one upsert each)      {rate(naive)}")
     print(f"  3 receiver  (in-process ingest)    {rate(receiver)}   CPU {per(receiver.cpu)}/session")
     print(f"  4 receiver  (HTTP, sessions serve) {rate(http)}   CPU {per(http.cpu)}/session")
+    print(f"    the same with the raw archive on {rate(archived)}   CPU {per(archived.cpu)}/session")
     print(f"  ratios: 3/1 = {receiver.wall / floor.wall:.2f}   4/1 = {http.wall / floor.wall:.2f}", end="")
     print(f"   1/2 = {floor.wall / naive.wall:.2f}" if naive is not None else "")
     print(
@@ -363,6 +369,7 @@ def report(
         "naive_s": naive.wall if naive else None,
         "receiver_s": receiver.wall,
         "http_s": http.wall,
+        "http_archive_s": archived.wall,
         "floor_cpu_us_per_entity": floor.cpu / size * 1e6,
         "receiver_cpu_us_per_session": receiver.cpu / size * 1e6,
         "http_cpu_us_per_session": http.cpu / size * 1e6,
