@@ -131,8 +131,10 @@ class RawArchive:
                 self._container_ready = False
             raise ArchiveUnavailable(f"container {self.container.container_name}: {_brief(error)}") from error
 
-    def keep(self, body: bytes, *, push_id: str, received_at: datetime, content_type: str | None) -> str:
-        """Write the body, compressed, before it is processed; return its blob name.
+    def keep(
+        self, body: bytes, *, push_id: str, received_at: datetime, content_type: str | None
+    ) -> ArchivedPush:
+        """Write the body, compressed, before it is processed; return where it is.
 
         Raises ArchiveUnavailable when it cannot be written: then the push must not be processed.
         """
@@ -156,7 +158,7 @@ class RawArchive:
                 self._upload(name, compressed, metadata)
         except AzureError as error:
             raise ArchiveUnavailable(f"archive {name}: {_brief(error)}") from error
-        return name
+        return ArchivedPush(name, push_id, received_at, metadata)
 
     def _upload(self, name: str, compressed: bytes, metadata: dict[str, str]) -> None:
         self.container.upload_blob(
@@ -167,27 +169,23 @@ class RawArchive:
             content_settings=ContentSettings(content_type="application/gzip"),
         )
 
-    def record_outcome(self, name: str, outcome: str, result: PushResult | None) -> None:
+    def record_outcome(self, push: ArchivedPush, outcome: str, result: PushResult | None) -> None:
         """Add what became of the push to its blob's metadata.
 
         The body is already safe, so a failure here only loses the label: it is logged, not raised.
         """
-        blob = self.container.get_blob_client(name)
+        metadata = {**push.metadata, "outcome": outcome}
+        if result is not None:
+            metadata.update(
+                received=str(result.received), stored=str(result.stored), rejected=str(len(result.rejections))
+            )
         try:
-            metadata = dict(blob.get_blob_properties().metadata)
-            metadata["outcome"] = outcome
-            if result is not None:
-                metadata.update(
-                    received=str(result.received),
-                    stored=str(result.stored),
-                    rejected=str(len(result.rejections)),
-                )
-            blob.set_blob_metadata(metadata)
+            self.container.get_blob_client(push.name).set_blob_metadata(metadata)
         except AzureError as error:
             log_event(
                 "archive_outcome_not_recorded",
                 logging.WARNING,
-                blob=name,
+                blob=push.name,
                 outcome=outcome,
                 reason=_brief(error),
             )

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from sessions.archive import ArchiveUnavailable, RawArchive
+from sessions.archive import ArchivedPush, ArchiveUnavailable, RawArchive
 from sessions.ingest import ingest_push
 from sessions.keys import KeyRing
 from sessions.logs import log_event
@@ -44,7 +44,7 @@ class Receiver:
         received_at = datetime.now(UTC)
         started = time.perf_counter()
         outcome = "taken"
-        archived: str | None = None
+        archived: ArchivedPush | None = None
         result: PushResult | None = None
         try:
             if self.archive is not None:
@@ -68,7 +68,14 @@ class Receiver:
         finally:
             if self.archive is not None and archived is not None:
                 self.archive.record_outcome(archived, outcome, result)
-            self._log_push(push_id, len(body), outcome, result, time.perf_counter() - started, archived)
+            self._log_push(
+                push_id,
+                len(body),
+                outcome,
+                result,
+                time.perf_counter() - started,
+                archived.name if archived else None,
+            )
 
     def check_health(self) -> None:
         """Raise StorageUnavailable unless the tables (and the archive container) can be reached."""

@@ -1,0 +1,183 @@
+"""Fuzzing the ingest: thousands of generated bodies with a valid key, and what must hold for each.
+
+Never a 5xx nor an exception; a body that is not a push is 400 with nothing written; in a push,
+every valid session is stored, every invalid one quarantined (once), and nothing else is written.
+The bodies (tests/fuzzing.py) carry NaN and Infinity literals, 1e400, duplicate keys, byte order
+marks, invalid UTF-8, nesting 10,000 deep and strings over 1 MB among valid sessions.
+
+Two runs: thousands of bodies through the real HTTP handler (function_app) with a recording store,
+and a few hundred over real HTTP into Azurite, whose tables must end up holding exactly the union.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, cast
+
+import azure.functions as func
+import hypothesis
+import pytest
+import requests
+from hypothesis import HealthCheck, given
+from hypothesis import strategies as st
+
+import function_app
+from sessions import receiver as receiver_module
+from sessions.archive import ArchivedPush, RawArchive
+from sessions.entities import TableWrite
+from sessions.outcome import PushResult
+from sessions.receiver import Receiver
+from sessions.settings import Settings
+from sessions.store import SessionStore, WriteFailure
+from tests.conftest import OLD_KEY, ServedReceiver
+from tests.fuzzing import GeneratedPush, any_body, pushes
+from tests.support import KEY_HEADER, all_entities, tables
+
+# The figures the README quotes.
+HANDLER_EXAMPLES = 2000
+HTTP_EXAMPLES = 200
+
+
+class RecordingStore:
+    """Stands in for Table Storage: keeps every write, refuses none."""
+
+    def __init__(self) -> None:
+        self.sessions: list[TableWrite] = []
+        self.rejections: list[TableWrite] = []
+
+    def save_sessions(self, writes: list[TableWrite]) -> list[WriteFailure]:
+        self.sessions.extend(writes)
+        return []
+
+    def save_rejections(self, writes: list[TableWrite]) -> None:
+        self.rejections.extend(writes)
+
+
+class RecordingArchive:
+    """Stands in for the raw archive: keeps every body and its outcome."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.outcomes: list[str] = []
+
+    def keep(
+        self, body: bytes, *, push_id: str, received_at: datetime, content_type: str | None
+    ) -> ArchivedPush:
+        self.bodies.append(body)
+        return ArchivedPush(f"archived-{push_id}", push_id, received_at, {})
+
+    def record_outcome(self, push: ArchivedPush, outcome: str, result: PushResult | None) -> None:
+        self.outcomes.append(outcome)
+
+
+@pytest.fixture
+def fresh_receiver() -> Iterator[None]:
+    yield
+    receiver_module._current = None
+
+
+def take(body: bytes) -> tuple[func.HttpResponse, RecordingStore, RecordingArchive]:
+    """One push through function_app's own handler, with the receiver writing to recorders."""
+    store, archive = RecordingStore(), RecordingArchive()
+    receiver_module._current = Receiver(
+        Settings(api_keys=(OLD_KEY,)), cast(SessionStore, store), cast(RawArchive, archive)
+    )
+    request = func.HttpRequest(
+        "POST",
+        "http://127.0.0.1/api/sessions",
+        headers={KEY_HEADER: OLD_KEY, "Content-Type": "application/json", "Content-Length": str(len(body))},
+        body=body,
+    )
+    response = function_app.push_sessions(request)
+    assert isinstance(response, func.HttpResponse)
+    return response, store, archive
+
+
+def check_push(push: GeneratedPush, answer: dict[str, Any], store: RecordingStore) -> None:
+    """Every valid session stored, every invalid one quarantined, nothing else written."""
+    valid = [item for item in push.sessions if item.valid]
+    invalid = [item for item in push.sessions if not item.valid]
+    stored = {
+        (entity["ChargerID"], entity["TransactionID"].value, entity["PartitionKey"])
+        for entity in (write.entity for write in store.sessions)
+    }
+    assert stored == {item.identity() for item in valid}, [item.mutation for item in push.sessions]
+    assert len(store.sessions) == len(stored)
+    assert {write.row_key for write in store.rejections} == {item.quarantine_id() for item in invalid}
+    assert len(store.rejections) == len({item.quarantine_id() for item in invalid})
+    assert answer["received"] == len(push.sessions)
+    assert answer["stored"] == len(valid) and answer["rejected"] == len(invalid)
+    indices = [rejection["index"] for rejection in answer["rejected_sessions"]]
+    assert indices == [index for index, item in enumerate(push.sessions) if not item.valid]
+
+
+@hypothesis.settings(
+    max_examples=HANDLER_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(push=any_body)
+@pytest.mark.usefixtures("fresh_receiver")
+def test_any_body_with_a_valid_key_is_taken_in_full_or_refused_whole(push: GeneratedPush) -> None:
+    response, store, archive = take(push.body)
+    assert response.status_code in (200, 400), (push.shape, response.get_body()[:300])
+    assert archive.bodies == [push.body]
+    answer = json.loads(response.get_body())
+    if not push.is_push:
+        assert response.status_code == 400, (push.shape, answer)
+        assert answer["error"] == "invalid_body"
+        assert store.sessions == [] and store.rejections == []
+        assert archive.outcomes == ["invalid"]
+        return
+    assert response.status_code == 200, (push.shape, answer)
+    assert archive.outcomes == ["taken"]
+    check_push(push, answer, store)
+
+
+class HttpFuzzRun:
+    """What the pushes of one HTTP fuzz run must have left in the tables, taken together."""
+
+    def __init__(self) -> None:
+        self.sessions: set[tuple[str, int, str]] = set()
+        self.quarantine: set[str] = set()
+        self.pushes = 0
+
+
+def test_fuzzed_pushes_over_http_leave_exactly_their_sessions_in_azurite(
+    receiver: ServedReceiver, settings: Settings
+) -> None:
+    run = HttpFuzzRun()
+    client = requests.Session()
+
+    @hypothesis.settings(
+        max_examples=HTTP_EXAMPLES,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        database=None,
+    )
+    @given(push=st.one_of(pushes(max_sessions=6), any_body))
+    def push_over_http(push: GeneratedPush) -> None:
+        response = client.post(
+            receiver.sessions_url,
+            data=push.body,
+            headers={KEY_HEADER: OLD_KEY, "Content-Type": "application/json"},
+            timeout=60,
+        )
+        assert response.status_code == (200 if push.is_push else 400), (push.shape, response.text[:300])
+        if push.is_push:
+            run.pushes += 1
+            run.sessions |= {item.identity() for item in push.sessions if item.valid}
+            run.quarantine |= {item.quarantine_id() for item in push.sessions if not item.valid}
+
+    push_over_http()
+    sessions_table, rejected_table = tables(settings)
+    stored = {
+        (entity["ChargerID"], entity["TransactionID"].value, entity["PartitionKey"])
+        for entity in all_entities(sessions_table)
+    }
+    assert stored == run.sessions
+    assert {entity["RowKey"] for entity in all_entities(rejected_table)} == run.quarantine
+    assert run.pushes > HTTP_EXAMPLES // 2
+    assert "Traceback" not in receiver.log
