@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from sessions.cli import load_settings
 from sessions.commands.period_options import add_period_options, period_of
+from sessions.commands.pipes import survives_closed_pipe
 from sessions.export import ExportFormat, export_sessions
 from sessions.period import PeriodError
 from sessions.queries import session_pages
@@ -45,7 +46,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         help="CSV with ';' between cells and a decimal comma, as German Excel expects",
     )
     export.add_argument("--no-bom", action="store_true", help="CSV without the UTF-8 byte-order mark")
-    export.set_defaults(run=run)
+    export.set_defaults(run=survives_closed_pipe(run))
 
 
 def run(arguments: argparse.Namespace) -> int:
@@ -73,10 +74,6 @@ def run(arguments: argparse.Namespace) -> int:
         print(f"error: storage: {error}", file=sys.stderr)
         if partial is not None:
             partial.unlink(missing_ok=True)
-        return 1
-    except BrokenPipeError:
-        # The reader went away (`export | head`): stop quietly, as a shell tool does.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     finally:
         store.close()

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from sessions.commands.pipes import survives_closed_pipe
 from sessions.push_client import (
     DEFAULT_TIMEOUT_SECONDS,
     PushAnswer,
@@ -70,7 +71,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         default=DEFAULT_TIMEOUT_SECONDS,
         help="seconds to wait for each answer (default: %(default)g)",
     )
-    push.set_defaults(run=run)
+    push.set_defaults(run=survives_closed_pipe(run))
 
 
 def run(arguments: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sessions.cli import load_settings
+from sessions.commands.pipes import survives_closed_pipe
 from sessions.quarantine import AmbiguousId, Quarantine, QuarantinedSession, judge
 from sessions.store import SessionStore, StorageUnavailable
 
@@ -140,7 +141,7 @@ def _with_quarantine(
         finally:
             store.close()
 
-    return run
+    return survives_closed_pipe(run)
 
 
 def _describe(item: QuarantinedSession) -> str:

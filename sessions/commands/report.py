@@ -9,6 +9,7 @@ from typing import Any
 
 from sessions.cli import load_settings
 from sessions.commands.period_options import add_period_options, period_of
+from sessions.commands.pipes import survives_closed_pipe
 from sessions.export import sessions_of
 from sessions.period import PeriodError
 from sessions.queries import session_pages
@@ -43,7 +44,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     report.add_argument(
         "--plot", type=Path, metavar="FILE.png", help="also draw energy per group as a PNG chart"
     )
-    report.set_defaults(run=run)
+    report.set_defaults(run=survives_closed_pipe(run))
 
 
 def run(arguments: argparse.Namespace) -> int:
@@ -68,6 +69,7 @@ def run(arguments: argparse.Namespace) -> int:
         write_csv(report, sys.stdout, excel_de=arguments.excel_de)
     else:
         sys.stdout.write(format_table(report))
+    sys.stdout.flush()
     if arguments.plot is not None:
         plot(report, arguments.plot)
         print(f"Chart written to {arguments.plot}", file=sys.stderr)
