@@ -58,6 +58,7 @@ def sessions_of(pages: Iterable[list[dict[str, Any]]]) -> Iterator[dict[str, Any
     for page in pages:
         for entity in page:
             yield stored_session(entity)
+        del page  # not held while the next page is read
 
 
 def export_sessions(

@@ -60,9 +60,11 @@ def session_pages(
     )
     try:
         for page in pages.by_page():
-            entities = [dict(entity) for entity in page]
+            entities: list[dict[str, Any]] = list(page)
             if entities:
                 yield entities
+            # Let go of this page before the next one is fetched: one page in memory, not two.
+            del entities, page
     except ResourceNotFoundError:
         return
     except AzureError as error:
