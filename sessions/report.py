@@ -11,6 +11,7 @@ import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
@@ -162,7 +163,14 @@ def plot(report: Report, path: Path) -> None:
     figure = Figure(figsize=(max(8.0, 0.38 * len(rows) + 2), 5.0), dpi=120, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
-    bars = axes.bar(range(len(rows)), [row.energy_kwh for row in rows], color="#2b7bb9")
+    # Weekends in a lighter shade, so that a month's rhythm shows at a glance.
+    colors = [
+        "#9ecae1"
+        if report.grouping is Grouping.DAY and date.fromisoformat(row.group).weekday() >= 5
+        else "#2b7bb9"
+        for row in rows
+    ]
+    bars = axes.bar(range(len(rows)), [row.energy_kwh for row in rows], color=colors)
     axes.set_xticks(range(len(rows)), labels, rotation=90 if len(rows) > 12 else 0, fontsize=8)
     axes.set_ylabel("energy delivered (kWh)")
     axes.set_xlabel(
