@@ -307,6 +307,14 @@ def test_a_large_export_to_a_file_shows_progress_on_stderr(
     assert "exported" not in ran.err.lower()
 
 
+def test_an_export_to_a_folder_that_does_not_exist_says_so(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "missing" / "march.csv"
+    ran = run_tool(settings, monkeypatch, capsys, "export", "--month", "2025-03", "--out", str(out))
+    assert ran.status == 2 and f"cannot write {out}" in ran.err and not out.parent.exists()
+
+
 # Streaming: the export holds one page, whatever the number of sessions.
 
 

@@ -135,3 +135,11 @@ def test_a_chart_must_be_named_png(
         settings, monkeypatch, capsys, "report", "--month", "2025-03", "--plot", str(tmp_path / "a.pdf")
     )
     assert ran.status == 2 and "PNG" in ran.err and not (tmp_path / "a.pdf").exists()
+
+
+def test_a_chart_that_cannot_be_written_says_so(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    chart = tmp_path / "missing" / "march.png"
+    ran = run_tool(settings, monkeypatch, capsys, "report", "--month", "2025-03", "--plot", str(chart))
+    assert ran.status == 2 and f"cannot write {chart}" in ran.err

@@ -70,11 +70,16 @@ def run(arguments: argparse.Namespace) -> int:
                 on_progress=_progress if out_path else None,
                 progress_every=PROGRESS_EVERY,
             )
-    except StorageUnavailable as error:
-        print(f"error: storage: {error}", file=sys.stderr)
+    except (StorageUnavailable, OSError) as error:
+        if isinstance(error, BrokenPipeError):
+            raise  # the reader of standard output went away: see survives_closed_pipe
         if partial is not None:
             partial.unlink(missing_ok=True)
-        return 1
+        if isinstance(error, StorageUnavailable):
+            print(f"error: storage: {error}", file=sys.stderr)
+            return 1
+        print(f"error: cannot write {out_path}: {error.strerror or error}", file=sys.stderr)
+        return 2
     finally:
         store.close()
     if out_path is not None and partial is not None:

@@ -71,6 +71,10 @@ def run(arguments: argparse.Namespace) -> int:
         sys.stdout.write(format_table(report))
     sys.stdout.flush()
     if arguments.plot is not None:
-        plot(report, arguments.plot)
+        try:
+            plot(report, arguments.plot)
+        except OSError as error:
+            print(f"error: cannot write {arguments.plot}: {error.strerror or error}", file=sys.stderr)
+            return 2
         print(f"Chart written to {arguments.plot}", file=sys.stderr)
     return 0
