@@ -156,6 +156,8 @@ class FunctionsHost(ThreadingHTTPServer):
     """A threading HTTP server that dispatches to the app's HTTP functions."""
 
     daemon_threads = True
+    # socketserver's default backlog of 5 resets connections when a few senders push at once.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], routes: list[Route], project: Path) -> None:
         self.routes = routes
