@@ -11,6 +11,8 @@ from sessions.model import FieldError
 
 # How much of a rejected session's identifiers the answer and the quarantine repeat.
 _MAX_ID_TEXT = 256
+# A TransactionID is repeated only when it fits the quarantine's Int64 property.
+_INT64 = range(-(2**63), 2**63)
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class Rejection:
     @property
     def transaction_id(self) -> int | None:
         value = self.raw.get("TransactionID")
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, int) and not isinstance(value, bool) and value in _INT64:
             return value
         return None
 
