@@ -57,6 +57,14 @@ CLIENT_OPTIONS: dict[str, Any] = {
     "connection_timeout": 5,
     "read_timeout": 30,
 }
+# Every write here is an upsert (or a create whose "already exists" is expected), so repeating
+# one is harmless: let the SDK retry POST and MERGE too after a dropped connection, which it
+# otherwise does only for the methods HTTP calls idempotent.
+_RETRY_WRITES: dict[str, Any] = {
+    "retry_on_methods": frozenset(
+        {"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST", "PATCH", "MERGE"}
+    )
+}
 # Transactions in flight at once: enough to overlap our CPU with the storage's round trips.
 DEFAULT_CONCURRENCY = 4
 # Leave room under the service's 4 MiB for the estimate's error.
@@ -248,7 +256,7 @@ class SessionStore:
     def _submit(self, table: TableClient, batch: list[TableWrite]) -> list[WriteFailure]:
         operations = [("upsert", write.entity, {"mode": UpdateMode.REPLACE}) for write in batch]
         try:
-            table.submit_transaction(operations)
+            table.submit_transaction(operations, **_RETRY_WRITES)
             return []
         except TableTransactionError as error:
             self._forget_tables_if_missing(error)
@@ -272,7 +280,7 @@ class SessionStore:
     def _submit_one_by_one(self, table: TableClient, batch: list[TableWrite]) -> Iterator[WriteFailure]:
         for write in batch:
             try:
-                table.upsert_entity(write.entity, mode=UpdateMode.REPLACE)
+                table.upsert_entity(write.entity, mode=UpdateMode.REPLACE, **_RETRY_WRITES)
             except HttpResponseError as error:
                 if _is_transient(error) or isinstance(error, ResourceNotFoundError):
                     raise StorageUnavailable(f"{table.table_name}: {_brief(error)}") from error

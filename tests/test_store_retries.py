@@ -1,0 +1,82 @@
+"""A dropped connection in the middle of a write is retried: every write is an idempotent upsert."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import suppress
+from dataclasses import replace
+
+import pytest
+
+from devtools.azurite import Azurite
+from sessions.entities import TableWrite
+from sessions.settings import Settings, StorageConnection
+from sessions.store import SessionStore
+from tests.support import all_entities, tables
+
+
+class DroppingProxy:
+    """Forwards to Azurite's Table service, but drops the connection of the first N transactions."""
+
+    def __init__(self, upstream_port: int, drops: int) -> None:
+        self.upstream_port = upstream_port
+        self.drops_left = drops
+        self.dropped = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with suppress(OSError):
+            while True:
+                client, _ = self.listener.accept()
+                threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+
+        def back() -> None:
+            with suppress(OSError):
+                while chunk := upstream.recv(65536):
+                    client.sendall(chunk)
+            client.close()
+
+        threading.Thread(target=back, daemon=True).start()
+        with suppress(OSError):
+            while chunk := client.recv(65536):
+                if self.drops_left > 0 and b"$batch" in chunk:
+                    self.drops_left -= 1
+                    self.dropped += 1
+                    break  # the request was sent; no answer will ever come
+                upstream.sendall(chunk)
+        client.close()
+        upstream.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def dropping_store(azurite: Azurite, settings: Settings) -> Iterator[tuple[SessionStore, DroppingProxy]]:
+    proxy = DroppingProxy(azurite.ports["Table"], drops=2)
+    table_port = f":{azurite.ports['Table']}/"
+    through_proxy = azurite.connection_string.replace(table_port, f":{proxy.port}/")
+    store = SessionStore.connect(
+        replace(settings, storage=StorageConnection(connection_string=through_proxy))
+    )
+    yield store, proxy
+    store.close()
+    proxy.close()
+
+
+def test_a_transaction_whose_connection_drops_is_sent_again_and_lands(
+    dropping_store: tuple[SessionStore, DroppingProxy], settings: Settings
+) -> None:
+    store, proxy = dropping_store
+    writes = [TableWrite({"PartitionKey": "2025-01", "RowKey": f"r{i}", "N": i}, 1000) for i in range(150)]
+    assert store.save_sessions(writes) == []
+    assert proxy.dropped == 2
+    stored = all_entities(tables(settings)[0])
+    assert sorted(entity["N"] for entity in stored) == list(range(150))
