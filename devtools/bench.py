@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import statistics
 import subprocess
 import sys
@@ -31,7 +30,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,39 +43,11 @@ from sessions.entities import TableWrite, session_entity
 from sessions.ingest import ingest_push
 from sessions.model import Session, decode_push
 from sessions.settings import Settings, StorageConnection
+from sessions.simulate import generate_sessions
 from sessions.store import SessionStore, plan_transactions, table_service
 
 PROJECT = Path(__file__).resolve().parent.parent
 BENCH_KEY = "bench-key-not-a-secret"
-STATIONS = 40
-MONTHS = ((2025, 1), (2025, 2))
-
-
-def generate_sessions(count: int, seed: int = 7) -> list[dict[str, Any]]:
-    """`count` valid sessions over STATIONS stations and two months, as ChargePilot sends them."""
-    rng = random.Random(seed)
-    sessions = []
-    for number in range(count):
-        year, month = MONTHS[number % len(MONTHS)]
-        start = datetime(year, month, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(27 * 86400))
-        dc = number % 5 == 0
-        minutes = rng.randrange(15, 90) if dc else rng.randrange(45, 14 * 60)
-        energy = rng.randrange(5_000, 60_000) if dc else rng.randrange(2_000, 40_000)
-        initial_soc = rng.randrange(5, 60) if dc else None
-        sessions.append(
-            {
-                "TransactionID": 7_000_000 + number,
-                "ChargerID": f"{'ABB-DC' if dc else 'TACW-AC'}-{number % STATIONS:04d}",
-                "ConnectorID": 1 + number % 2,
-                "StartAt": start.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-                "EndAt": (start + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-                "InitialSoC": initial_soc,
-                "Id": str(10_000_000 + rng.randrange(300)),
-                "EndSoC": None if initial_soc is None else min(100, initial_soc + rng.randrange(10, 50)),
-                "EnergyDelivered": energy,
-            }
-        )
-    return sessions
 
 
 @dataclass
@@ -311,22 +283,25 @@ def main(argv: list[str] | None = None) -> int:
     with Azurite() as azurite, table_endpoint(azurite, arguments.latency_ms) as connection_string:
         bench = Bench(connection_string)
         for size in arguments.sizes:
-            body = json.dumps(generate_sessions(size)).encode()
+            sessions = generate_sessions(size, seed=7, months=2)
+            stations = len({session["ChargerID"] for session in sessions})
+            body = json.dumps(sessions).encode()
             runs = max(arguments.runs, 5) if size <= 200 else arguments.runs
-            floor = repeat(runs, lambda body=body: bench.floor(body))
-            naive = repeat(runs, lambda body=body: bench.naive(body)) if size <= arguments.naive_max else None
-            receiver = repeat(runs, lambda body=body: bench.in_process(body))
+            floor = repeat(runs, partial(bench.floor, body))
+            naive = repeat(runs, partial(bench.naive, body)) if size <= arguments.naive_max else None
+            receiver = repeat(runs, partial(bench.in_process, body))
             peaks: list[int] = []
 
-            def http_run(body: bytes = body, peaks: list[int] = peaks) -> Sample:
-                sample, peak = bench.over_http(body)
+            def http_run(body: bytes = body, peaks: list[int] = peaks, archive: bool = False) -> Sample:
+                sample, peak = bench.over_http(body, archive=archive)
                 peaks.append(peak)
                 return sample
 
             http = repeat(runs, http_run)
             peak_rss = max(peaks)
-            archived = repeat(runs, lambda body=body: bench.over_http(body, archive=True)[0])
+            archived = repeat(runs, partial(http_run, archive=True))
             mapping = mapping_cpu_microseconds(body, repeat=3 if size > 5000 else 10)
+            print(f"N = {size:,} sessions ({stations} stations, 2 months, {len(body) / 2**20:.1f} MiB)")
             row = report(size, floor, naive, receiver, http, archived, mapping, peak_rss)
             results["sizes"][str(size)] = row
     if arguments.json:
@@ -350,7 +325,6 @@ def report(
     def per(cpu_seconds: float) -> str:
         return f"{cpu_seconds / size * 1e6:6.0f} us"
 
-    print(f"N = {size:,} sessions ({STATIONS} stations, 2 months)")
     print(f"  1 floor     (SDK, 100/transaction) {rate(floor)}   client CPU {per(floor.cpu)}/entity")
     if naive is not None:
         print(f"  2 naive     (one upsert each)      {rate(naive)}")
