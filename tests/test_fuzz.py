@@ -27,14 +27,14 @@ from hypothesis import strategies as st
 import function_app
 from sessions import receiver as receiver_module
 from sessions.archive import ArchivedPush, RawArchive
-from sessions.entities import TableWrite
+from sessions.entities import TableWrite, session_row_key
 from sessions.ingest import ingest_push
 from sessions.outcome import PushResult
 from sessions.receiver import Receiver
 from sessions.settings import Settings
 from sessions.store import SessionStore, WriteFailure
 from tests.conftest import OLD_KEY, ServedReceiver
-from tests.fuzzing import GeneratedPush, any_body, pushes
+from tests.fuzzing import GeneratedPush, GeneratedSession, any_body, pushes
 from tests.support import KEY_HEADER, all_entities, as_body, session, tables
 
 # The figures the README quotes.
@@ -145,6 +145,17 @@ def test_any_body_with_a_valid_key_is_taken_in_full_or_refused_whole(push: Gener
     check_push(push, answer, store)
 
 
+def azurite_misfiles(item: GeneratedSession) -> bool:
+    """Whether Azurite (3.37) would file this session under a wrong PartitionKey.
+
+    Found by this test: in an entity-group transaction Azurite reads the PartitionKey from the URL
+    up to the last `',`, so a RowKey that starts with `,` or holds `',` breaks it (a single upsert,
+    and Azure, are fine). Such ChargerIDs are left to the handler-level run above.
+    """
+    row_key = session_row_key(*item.identity()[:2])
+    return row_key.startswith(",") or "'," in row_key
+
+
 class HttpFuzzRun:
     """What the pushes of one HTTP fuzz run must have left in the tables, taken together."""
 
@@ -168,6 +179,7 @@ def test_fuzzed_pushes_over_http_leave_exactly_their_sessions_in_azurite(
     )
     @given(push=st.one_of(pushes(max_sessions=6), any_body))
     def push_over_http(push: GeneratedPush) -> None:
+        hypothesis.assume(not any(azurite_misfiles(item) for item in push.sessions if item.valid))
         response = client.post(
             receiver.sessions_url,
             data=push.body,
