@@ -48,6 +48,8 @@ def in_process(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     server.server_close()
     if receiver_module._current is not None:
         receiver_module._current.store.close()
+        if receiver_module._current.archive is not None:
+            receiver_module._current.archive.close()
 
 
 def raw_post(
