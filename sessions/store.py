@@ -254,6 +254,19 @@ class SessionStore:
         return failures
 
     def _submit(self, table: TableClient, batch: list[TableWrite]) -> list[WriteFailure]:
+        try:
+            return self._submit_once(table, batch)
+        except StorageUnavailable as unavailable:
+            if not _table_missing(unavailable.__cause__):
+                raise
+        # The table disappeared under a running app (deleted, or an emulator restarted empty):
+        # create it again and send this transaction once more, rather than fail the push.
+        log.warning("table %s is missing; creating it again", table.table_name)
+        self._tables_ready = False
+        self.ensure_tables()
+        return self._submit_once(table, batch)
+
+    def _submit_once(self, table: TableClient, batch: list[TableWrite]) -> list[WriteFailure]:
         operations = [("upsert", write.entity, {"mode": UpdateMode.REPLACE}) for write in batch]
         try:
             table.submit_transaction(operations, **_RETRY_WRITES)
@@ -289,9 +302,13 @@ class SessionStore:
                 raise StorageUnavailable(f"{table.table_name}: {_brief(error)}") from error
 
     def _forget_tables_if_missing(self, error: AzureError) -> None:
-        # The next push creates them again (someone deleted a table under a running app).
-        if isinstance(error, ResourceNotFoundError) or getattr(error, "status_code", None) == 404:
+        # The next write creates them again (someone deleted a table under a running app).
+        if _table_missing(error):
             self._tables_ready = False
+
+
+def _table_missing(error: BaseException | None) -> bool:
+    return isinstance(error, ResourceNotFoundError) or getattr(error, "status_code", None) == 404
 
 
 def _is_transient(error: HttpResponseError) -> bool:

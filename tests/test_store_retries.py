@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import replace
 
 import pytest
+from azure.data.tables import TableServiceClient
 
 from devtools.azurite import Azurite
 from sessions.entities import TableWrite
@@ -80,3 +82,24 @@ def test_a_transaction_whose_connection_drops_is_sent_again_and_lands(
     assert proxy.dropped == 2
     stored = all_entities(tables(settings)[0])
     assert sorted(entity["N"] for entity in stored) == list(range(150))
+
+
+def test_a_table_deleted_under_a_running_store_is_created_again_within_the_same_write(
+    store: SessionStore, settings: Settings
+) -> None:
+    first = [TableWrite({"PartitionKey": "2025-01", "RowKey": f"a{i}"}, 1000) for i in range(3)]
+    assert store.save_sessions(first) == []
+    sessions_table, _ = tables(settings)
+    sessions_table.delete_table()
+    deadline = time.monotonic() + 30
+    while any(t.name == settings.sessions_table for t in service_of(settings).list_tables()):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    again = [TableWrite({"PartitionKey": "2025-02", "RowKey": f"b{i}"}, 1000) for i in range(3)]
+    assert store.save_sessions(again) == []
+    assert {entity["RowKey"] for entity in all_entities(sessions_table)} == {"b0", "b1", "b2"}
+
+
+def service_of(settings: Settings) -> TableServiceClient:
+    assert settings.storage is not None and settings.storage.connection_string is not None
+    return TableServiceClient.from_connection_string(settings.storage.connection_string)
