@@ -255,10 +255,13 @@ def mapping_cpu_microseconds(body: bytes, repeat: int) -> float:
     return best / count * 1e6
 
 
-def repeat(runs: int, method: Callable[[], Sample]) -> Figures:
-    figures = Figures()
+def interleaved(runs: int, methods: dict[str, Callable[[], Sample]]) -> dict[str, Figures]:
+    """`runs` rounds of every method, one after the other within a round, so that a slow moment
+    of the machine weighs on every method alike rather than on whichever ran then."""
+    figures = {name: Figures() for name in methods}
     for _ in range(runs):
-        figures.samples.append(method())
+        for name, method in methods.items():
+            figures[name].samples.append(method())
     return figures
 
 
@@ -277,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"runs per figure: {arguments.runs} (median), fresh table per run, in-memory Azurite", end="")
+    print(f"runs per figure: {arguments.runs} (median; the methods take turns within each round),")
+    print("a fresh table for every run, in-memory Azurite", end="")
     print(f", {arguments.latency_ms:g} ms one-way latency in front of it\n" if arguments.latency_ms else "\n")
     results: dict[str, Any] = {"latency_ms": arguments.latency_ms, "sizes": {}}
     with Azurite() as azurite, table_endpoint(azurite, arguments.latency_ms) as connection_string:
@@ -287,9 +291,6 @@ def main(argv: list[str] | None = None) -> int:
             stations = len({session["ChargerID"] for session in sessions})
             body = json.dumps(sessions).encode()
             runs = max(arguments.runs, 5) if size <= 200 else arguments.runs
-            floor = repeat(runs, partial(bench.floor, body))
-            naive = repeat(runs, partial(bench.naive, body)) if size <= arguments.naive_max else None
-            receiver = repeat(runs, partial(bench.in_process, body))
             peaks: list[int] = []
 
             def http_run(body: bytes = body, peaks: list[int] = peaks, archive: bool = False) -> Sample:
@@ -297,9 +298,18 @@ def main(argv: list[str] | None = None) -> int:
                 peaks.append(peak)
                 return sample
 
-            http = repeat(runs, http_run)
+            methods: dict[str, Callable[[], Sample]] = {"floor": partial(bench.floor, body)}
+            if size <= arguments.naive_max:
+                methods["naive"] = partial(bench.naive, body)
+            methods["receiver"] = partial(bench.in_process, body)
+            methods["http"] = http_run
+            methods["archived"] = partial(http_run, archive=True)
+            figures = interleaved(runs, methods)
+            floor, receiver, http, archived = (
+                figures[name] for name in ("floor", "receiver", "http", "archived")
+            )
+            naive = figures.get("naive")
             peak_rss = max(peaks)
-            archived = repeat(runs, partial(http_run, archive=True))
             mapping = mapping_cpu_microseconds(body, repeat=3 if size > 5000 else 10)
             print(f"N = {size:,} sessions ({stations} stations, 2 months, {len(body) / 2**20:.1f} MiB)")
             row = report(size, floor, naive, receiver, http, archived, mapping, peak_rss)
