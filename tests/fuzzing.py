@@ -17,17 +17,9 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-FIELDS = (
-    "TransactionID",
-    "ChargerID",
-    "ConnectorID",
-    "StartAt",
-    "EndAt",
-    "InitialSoC",
-    "Id",
-    "EndSoC",
-    "EnergyDelivered",
-)
+from sessions.entities import SESSION_FIELDS
+
+FIELDS = SESSION_FIELDS
 REQUIRED = ("TransactionID", "ChargerID", "ConnectorID", "StartAt", "EndAt", "EnergyDelivered")
 GIGANTIC = 1_100_000  # characters: over an entity's 1 MiB, and over a property's 64 KiB
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from sessions.entities import SESSION_FIELDS
 from sessions.model import Session
 from sessions.simulate import generate_sessions, iter_sessions
 
@@ -38,17 +39,7 @@ def test_every_session_is_valid_unique_in_order_and_inside_the_months(month: lis
     assert len({(m.ChargerID, m.TransactionID) for m in models}) == 3000
     assert [m.StartAt for m in models] == sorted(m.StartAt for m in models)
     assert all(MARCH <= m.StartAt < datetime(2025, 4, 1, tzinfo=UTC) for m in models)
-    assert set(month[0]) == {
-        "TransactionID",
-        "ChargerID",
-        "ConnectorID",
-        "StartAt",
-        "EndAt",
-        "InitialSoC",
-        "Id",
-        "EndSoC",
-        "EnergyDelivered",
-    }
+    assert set(month[0]) == set(SESSION_FIELDS)
 
 
 def test_a_depot_has_ac_and_dc_stations_and_many_cards(month: list[dict[str, Any]]) -> None:
