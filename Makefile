@@ -24,7 +24,8 @@ typecheck:
 	$(BIN)/mypy
 
 # pip-audit over what runs in Azure; fails on a known vulnerability and on any package it could not
-# check. azure-functions 1.26.0 is not the latest release, and PyPI's per-release vulnerability data
+# check. azure-functions 1.26.0 is the newest for Python 3.11 but not the latest release (2.x needs
+# Python 3.13), and PyPI's per-release vulnerability data
 # cannot be had from every network: accepted as unchecked, and printed as such (README, Reliability).
 audit:
 	$(BIN)/python -m devtools.audit requirements.txt --unauditable azure-functions
