@@ -7,6 +7,7 @@ fault). Blobs are named `YYYY/MM/DD/HHMMSS.ffffffZ-<push id>.json.gz` by the UTC
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import re
@@ -22,7 +23,7 @@ from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettin
 from sessions.logs import log_event
 from sessions.outcome import PushResult
 from sessions.settings import STORAGE_CONNECTION, Settings, SettingsError, StorageConnection
-from sessions.store import StorageUnavailable, resolve_connection_string, storage_credential
+from sessions.store import StorageUnavailable, brief_error, resolve_connection_string, storage_credential
 
 # The newest Blob API version that Azurite (package.json) serves, so that what runs in Azure is
 # what the tests ran; the SDK's own default is newer than any Azurite release yet.
@@ -117,7 +118,7 @@ class RawArchive:
                 pass
             except AzureError as error:
                 raise ArchiveUnavailable(
-                    f"cannot create container {self.container.container_name}: {_brief(error)}"
+                    f"cannot create container {self.container.container_name}: {brief_error(error)}"
                 ) from error
             self._container_ready = True
 
@@ -129,7 +130,9 @@ class RawArchive:
         except AzureError as error:
             if isinstance(error, ResourceNotFoundError):
                 self._container_ready = False
-            raise ArchiveUnavailable(f"container {self.container.container_name}: {_brief(error)}") from error
+            raise ArchiveUnavailable(
+                f"container {self.container.container_name}: {brief_error(error)}"
+            ) from error
 
     def keep(
         self, body: bytes, *, push_id: str, received_at: datetime, content_type: str | None
@@ -157,17 +160,20 @@ class RawArchive:
                 self.ensure_container()
                 self._upload(name, compressed, metadata)
         except AzureError as error:
-            raise ArchiveUnavailable(f"archive {name}: {_brief(error)}") from error
+            raise ArchiveUnavailable(f"archive {name}: {brief_error(error)}") from error
         return ArchivedPush(name, push_id, received_at, metadata)
 
     def _upload(self, name: str, compressed: bytes, metadata: dict[str, str]) -> None:
-        self.container.upload_blob(
-            name,
-            compressed,
-            overwrite=False,
-            metadata=metadata,
-            content_settings=ContentSettings(content_type="application/gzip"),
-        )
+        # Only this push writes this name (its id is a fresh UUID): a retry of an upload whose
+        # first answer was lost finds its own blob there, and the push is archived.
+        with contextlib.suppress(ResourceExistsError):
+            self.container.upload_blob(
+                name,
+                compressed,
+                overwrite=False,
+                metadata=metadata,
+                content_settings=ContentSettings(content_type="application/gzip"),
+            )
 
     def record_outcome(self, push: ArchivedPush, outcome: str, result: PushResult | None) -> None:
         """Add what became of the push to its blob's metadata.
@@ -187,7 +193,7 @@ class RawArchive:
                 logging.WARNING,
                 blob=push.name,
                 outcome=outcome,
-                reason=_brief(error),
+                reason=brief_error(error),
             )
 
     def pushes_between(self, start: datetime, end: datetime) -> Iterator[ArchivedPush]:
@@ -210,7 +216,7 @@ class RawArchive:
         except ResourceNotFoundError:
             return []  # no container: nothing was ever archived
         except AzureError as error:
-            raise ArchiveUnavailable(f"cannot list the archive of {day}: {_brief(error)}") from error
+            raise ArchiveUnavailable(f"cannot list the archive of {day}: {brief_error(error)}") from error
         return sorted(found, key=lambda push: push.name)
 
     def body_of(self, push: ArchivedPush) -> bytes:
@@ -218,16 +224,9 @@ class RawArchive:
         try:
             return gzip.decompress(self.container.download_blob(push.name).readall())
         except AzureError as error:
-            raise ArchiveUnavailable(f"cannot read {push.name}: {_brief(error)}") from error
+            raise ArchiveUnavailable(f"cannot read {push.name}: {brief_error(error)}") from error
 
 
 def _metadata_value(text: str) -> str:
     printable = "".join(c for c in text if " " <= c <= "~")
     return printable[:_MAX_METADATA_VALUE]
-
-
-def _brief(error: AzureError) -> str:
-    text = str(getattr(error, "message", None) or error).strip()
-    first_line = text.splitlines()[0][:300] if text else type(error).__name__
-    code = getattr(error, "error_code", None)
-    return f"{code}: {first_line}" if code else first_line

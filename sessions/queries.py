@@ -15,7 +15,7 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import TableClient
 
 from sessions.entities import QUARANTINE_PARTITION, month_partition
-from sessions.store import StorageUnavailable
+from sessions.store import StorageUnavailable, brief_error
 
 PAGE_SIZE = 1000  # the most the Table service returns per request
 QUARANTINE_ID_LENGTH = 64  # a SHA-256 in hex
@@ -68,7 +68,7 @@ def session_pages(
     except ResourceNotFoundError:
         return
     except AzureError as error:
-        raise StorageUnavailable(f"reading {table.table_name}: {_brief(error)}") from error
+        raise StorageUnavailable(f"reading {table.table_name}: {brief_error(error)}") from error
 
 
 def received_at_of(table: TableClient, partition_key: str, row_key: str) -> datetime | None:
@@ -78,7 +78,7 @@ def received_at_of(table: TableClient, partition_key: str, row_key: str) -> date
     except ResourceNotFoundError:
         return None
     except AzureError as error:
-        raise StorageUnavailable(f"reading {table.table_name}: {_brief(error)}") from error
+        raise StorageUnavailable(f"reading {table.table_name}: {brief_error(error)}") from error
     received = entity.get("ReceivedAt")
     return received.astimezone(UTC) if isinstance(received, datetime) else None
 
@@ -97,7 +97,7 @@ def quarantined(table: TableClient) -> Iterator[dict[str, Any]]:
     except ResourceNotFoundError:
         return
     except AzureError as error:
-        raise StorageUnavailable(f"reading {table.table_name}: {_brief(error)}") from error
+        raise StorageUnavailable(f"reading {table.table_name}: {brief_error(error)}") from error
 
 
 def quarantined_ids(table: TableClient) -> Iterator[str]:
@@ -129,7 +129,7 @@ def find_quarantined(table: TableClient, id_or_prefix: str) -> list[dict[str, An
     except ResourceNotFoundError:
         return []
     except AzureError as error:
-        raise StorageUnavailable(f"reading {table.table_name}: {_brief(error)}") from error
+        raise StorageUnavailable(f"reading {table.table_name}: {brief_error(error)}") from error
 
 
 def release_quarantined(table: TableClient, quarantine_id: str) -> None:
@@ -139,9 +139,4 @@ def release_quarantined(table: TableClient, quarantine_id: str) -> None:
     except ResourceNotFoundError:
         return
     except AzureError as error:
-        raise StorageUnavailable(f"deleting from {table.table_name}: {_brief(error)}") from error
-
-
-def _brief(error: AzureError) -> str:
-    text = str(getattr(error, "message", None) or error).strip()
-    return text.splitlines()[0][:300] if text else type(error).__name__
+        raise StorageUnavailable(f"deleting from {table.table_name}: {brief_error(error)}") from error

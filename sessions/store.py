@@ -192,7 +192,7 @@ class SessionStore:
                     pass
                 except AzureError as error:
                     raise StorageUnavailable(
-                        f"cannot create table {table.table_name}: {_brief(error)}"
+                        f"cannot create table {table.table_name}: {brief_error(error)}"
                     ) from error
             self._tables_ready = True
 
@@ -210,7 +210,7 @@ class SessionStore:
                 next(iter(probe.by_page()), None)
             except AzureError as error:
                 self._forget_tables_if_missing(error)
-                raise StorageUnavailable(f"table {table.table_name}: {_brief(error)}") from error
+                raise StorageUnavailable(f"table {table.table_name}: {brief_error(error)}") from error
 
     def save_sessions(self, writes: Sequence[TableWrite]) -> list[WriteFailure]:
         """Upsert sessions; return the ones the service refused outright (never silently)."""
@@ -277,7 +277,7 @@ class SessionStore:
         except TableTransactionError as error:
             self._forget_tables_if_missing(error)
             if _is_transient(error):
-                raise StorageUnavailable(f"{table.table_name}: {_brief(error)}") from error
+                raise StorageUnavailable(f"{table.table_name}: {brief_error(error)}") from error
             # The service refused something in this transaction for good: find out which,
             # one entity at a time, so that the rest are not dropped with it.
             log.warning(
@@ -289,9 +289,9 @@ class SessionStore:
             return list(self._submit_one_by_one(table, batch))
         except ResourceNotFoundError as error:
             self._forget_tables_if_missing(error)
-            raise StorageUnavailable(f"table {table.table_name} is missing: {_brief(error)}") from error
+            raise StorageUnavailable(f"table {table.table_name} is missing: {brief_error(error)}") from error
         except AzureError as error:
-            raise StorageUnavailable(f"{table.table_name}: {_brief(error)}") from error
+            raise StorageUnavailable(f"{table.table_name}: {brief_error(error)}") from error
 
     def _submit_one_by_one(self, table: TableClient, batch: list[TableWrite]) -> Iterator[WriteFailure]:
         for write in batch:
@@ -299,10 +299,10 @@ class SessionStore:
                 table.upsert_entity(write.entity, mode=UpdateMode.REPLACE, **_RETRY_WRITES)
             except HttpResponseError as error:
                 if _is_transient(error) or isinstance(error, ResourceNotFoundError):
-                    raise StorageUnavailable(f"{table.table_name}: {_brief(error)}") from error
-                yield WriteFailure(write.partition_key, write.row_key, _brief(error))
+                    raise StorageUnavailable(f"{table.table_name}: {brief_error(error)}") from error
+                yield WriteFailure(write.partition_key, write.row_key, brief_error(error))
             except AzureError as error:
-                raise StorageUnavailable(f"{table.table_name}: {_brief(error)}") from error
+                raise StorageUnavailable(f"{table.table_name}: {brief_error(error)}") from error
 
     def _forget_tables_if_missing(self, error: AzureError) -> None:
         # The next write creates them again (someone deleted a table under a running app).
@@ -320,7 +320,7 @@ def _is_transient(error: HttpResponseError) -> bool:
     return status is None or status in _TRANSIENT_STATUS or status in (401, 403, 404)
 
 
-def _brief(error: AzureError) -> str:
+def brief_error(error: AzureError) -> str:
     """The first line of an SDK error: enough to act on, no request dump."""
     text = str(getattr(error, "message", None) or error).strip()
     first_line = text.splitlines()[0][:300] if text else type(error).__name__

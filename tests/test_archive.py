@@ -90,6 +90,17 @@ def test_a_body_that_is_not_a_push_is_archived_too_with_outcome_invalid(
     assert gzip.decompress(container_of(settings).download_blob(blob.name).readall()) == b'{"truncated": '
 
 
+def test_an_upload_retried_after_its_answer_was_lost_counts_as_archived(
+    archive: RawArchive, settings: Settings
+) -> None:
+    arrived = datetime(2025, 1, 9, 7, 0, tzinfo=UTC)
+    first = archive.keep(b"[]", push_id="push-retried", received_at=arrived, content_type=None)
+    # The SDK sends the same upload again when the first answer is lost; the blob is then there.
+    again = archive.keep(b"[]", push_id="push-retried", received_at=arrived, content_type=None)
+    assert again.name == first.name
+    assert [blob.name for blob in archived_blobs(settings)] == [first.name]
+
+
 def test_refused_requests_are_not_archived(receiver: ServedReceiver, settings: Settings) -> None:
     assert post(receiver.sessions_url, [session()], key="wrong").status_code == 401
     assert post(receiver.sessions_url, [session()], key=OLD_KEY, content_type="text/csv").status_code == 415
