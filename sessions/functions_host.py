@@ -293,10 +293,13 @@ class _FunctionRequestHandler(BaseHTTPRequestHandler):
         return int(result.status_code)
 
     def _answer_plain(self, status: HTTPStatus, headers: dict[str, str] | None = None) -> int:
+        """The host's own answer (no route, wrong method, a function that failed), as JSON too."""
+        body = json.dumps({"error": status.phrase.lower().replace(" ", "_"), "message": status.description})
         self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
         for name, value in (headers or {}).items():
             self.send_header(name, value)
-        self._finish(b"")
+        self._finish(body.encode("utf-8"))
         return int(status)
 
     def _finish(self, body: bytes) -> None:

@@ -129,15 +129,22 @@ def test_a_function_asking_for_context_gets_one(toy: FunctionsHost) -> None:
     assert requests.get(f"{toy.base_url}/api/context", timeout=10).text == "with_context"
 
 
-def test_unknown_routes_are_404_and_wrong_methods_405_with_allow(toy: FunctionsHost) -> None:
-    assert requests.get(f"{toy.base_url}/api/nothing-here", timeout=10).status_code == 404
+def test_unknown_routes_are_404_and_wrong_methods_405_with_allow_both_as_json(toy: FunctionsHost) -> None:
+    missing = requests.get(f"{toy.base_url}/api/nothing-here", timeout=10)
+    assert missing.status_code == 404
+    assert missing.headers["Content-Type"].startswith("application/json")
+    assert missing.json()["error"] == "not_found"
     response = requests.delete(f"{toy.base_url}/api/echo/x", timeout=10)
     assert response.status_code == 405
     assert response.headers["Allow"] == "GET, POST"
+    assert response.json()["error"] == "method_not_allowed"
 
 
 def test_a_function_that_raises_is_500_and_the_host_keeps_serving(toy: FunctionsHost) -> None:
-    assert requests.get(f"{toy.base_url}/api/boom", timeout=10).status_code == 500
+    failed = requests.get(f"{toy.base_url}/api/boom", timeout=10)
+    assert failed.status_code == 500
+    assert failed.json()["error"] == "internal_server_error"
+    assert "boom" not in failed.text  # no exception text in the answer
     assert requests.get(f"{toy.base_url}/api/slow", timeout=10).status_code == 200
 
 
