@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -26,6 +27,7 @@ class DroppingProxy:
         self.upstream_port = upstream_port
         self.drops_left = drops
         self.dropped = 0
+        self.requests: list[bytes] = []
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -48,6 +50,7 @@ class DroppingProxy:
         threading.Thread(target=back, daemon=True).start()
         with suppress(OSError):
             while chunk := client.recv(65536):
+                self.requests.extend(re.findall(rb"(?:POST|PUT|MERGE|PATCH|DELETE|GET) /\S+", chunk))
                 if self.drops_left > 0 and b"$batch" in chunk:
                     self.drops_left -= 1
                     self.dropped += 1
@@ -58,6 +61,34 @@ class DroppingProxy:
 
     def close(self) -> None:
         self.listener.close()
+
+
+@pytest.fixture
+def counted_store(azurite: Azurite, settings: Settings) -> Iterator[tuple[SessionStore, DroppingProxy]]:
+    proxy = DroppingProxy(azurite.ports["Table"], drops=0)
+    table_port = f":{azurite.ports['Table']}/"
+    through_proxy = azurite.connection_string.replace(table_port, f":{proxy.port}/")
+    store = SessionStore.connect(
+        replace(settings, storage=StorageConnection(connection_string=through_proxy))
+    )
+    store.ensure_tables()
+    yield store, proxy
+    store.close()
+    proxy.close()
+
+
+def test_sessions_are_written_in_transactions_of_at_most_100_per_partition_not_one_request_each(
+    counted_store: tuple[SessionStore, DroppingProxy], settings: Settings
+) -> None:
+    store, proxy = counted_store
+    proxy.requests.clear()
+    january = [TableWrite({"PartitionKey": "2025-01", "RowKey": f"a{i:03d}"}, 1000) for i in range(250)]
+    february = [TableWrite({"PartitionKey": "2025-02", "RowKey": f"b{i:03d}"}, 1000) for i in range(30)]
+    assert store.save_sessions(january + february) == []
+    # 100 + 100 + 50 in January, 30 in February: four requests for 280 sessions, all of them batches.
+    assert len(proxy.requests) == 4
+    assert all(request.startswith(b"POST /") and request.endswith(b"/$batch") for request in proxy.requests)
+    assert len(all_entities(tables(settings)[0])) == 280
 
 
 @pytest.fixture
