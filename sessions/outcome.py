@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sessions.model import FieldError
@@ -35,7 +36,7 @@ class Rejection:
             return value
         return None
 
-    @property
+    @cached_property
     def quarantine_id(self) -> str:
         """The same bad session always gets the same id, so a re-sent batch does not pile up."""
         return hashlib.sha256(canonical_json(self.raw).encode("utf-8")).hexdigest()

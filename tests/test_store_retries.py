@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 
 import pytest
@@ -63,18 +63,27 @@ class DroppingProxy:
         self.listener.close()
 
 
-@pytest.fixture
-def counted_store(azurite: Azurite, settings: Settings) -> Iterator[tuple[SessionStore, DroppingProxy]]:
-    proxy = DroppingProxy(azurite.ports["Table"], drops=0)
+@contextmanager
+def store_through(proxy: DroppingProxy, azurite: Azurite, settings: Settings) -> Iterator[SessionStore]:
+    """A store whose Table endpoint is the proxy in front of Azurite."""
     table_port = f":{azurite.ports['Table']}/"
     through_proxy = azurite.connection_string.replace(table_port, f":{proxy.port}/")
     store = SessionStore.connect(
         replace(settings, storage=StorageConnection(connection_string=through_proxy))
     )
-    store.ensure_tables()
-    yield store, proxy
-    store.close()
-    proxy.close()
+    try:
+        yield store
+    finally:
+        store.close()
+        proxy.close()
+
+
+@pytest.fixture
+def counted_store(azurite: Azurite, settings: Settings) -> Iterator[tuple[SessionStore, DroppingProxy]]:
+    proxy = DroppingProxy(azurite.ports["Table"], drops=0)
+    with store_through(proxy, azurite, settings) as store:
+        store.ensure_tables()
+        yield store, proxy
 
 
 def test_sessions_are_written_in_transactions_of_at_most_100_per_partition_not_one_request_each(
@@ -94,14 +103,8 @@ def test_sessions_are_written_in_transactions_of_at_most_100_per_partition_not_o
 @pytest.fixture
 def dropping_store(azurite: Azurite, settings: Settings) -> Iterator[tuple[SessionStore, DroppingProxy]]:
     proxy = DroppingProxy(azurite.ports["Table"], drops=2)
-    table_port = f":{azurite.ports['Table']}/"
-    through_proxy = azurite.connection_string.replace(table_port, f":{proxy.port}/")
-    store = SessionStore.connect(
-        replace(settings, storage=StorageConnection(connection_string=through_proxy))
-    )
-    yield store, proxy
-    store.close()
-    proxy.close()
+    with store_through(proxy, azurite, settings) as store:
+        yield store, proxy
 
 
 def test_a_transaction_whose_connection_drops_is_sent_again_and_lands(
