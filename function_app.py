@@ -15,8 +15,8 @@ from sessions.keys import KEY_HEADER, KeyCheck
 from sessions.logs import log_event
 from sessions.model import InvalidPush
 from sessions.receiver import current_receiver
-from sessions.settings import MAX_BODY_BYTES, SettingsError
-from sessions.store import StorageUnavailable
+from sessions.settings import Setting, SettingsError
+from sessions.storage import StorageUnavailable
 
 # The receiver checks ChargePilot's key itself: that header is what ChargePilot sends.
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -114,7 +114,7 @@ def _too_large(size: int, limit: int) -> func.HttpResponse:
     return _error(
         413,
         "payload_too_large",
-        f"body is {size} bytes; the limit is {limit} ({MAX_BODY_BYTES}): split the push",
+        f"body is {size} bytes; the limit is {limit} ({Setting.MAX_BODY_BYTES}): split the push",
     )
 
 

@@ -9,8 +9,7 @@ runs on a fresh table:
                transactions, sequentially, no validation (what the storage itself allows);
   2. naive:    one upsert request per entity (N <= 2,000 only: slow, which is the point);
   3. receiver: the ingest use-case called in-process with the raw body;
-  4. http:     the receiver over HTTP through `python -m sessions serve` (the raw archive off,
-               as the floor has none; then once more with it on, to show what it costs);
+  4. http:     the receiver over HTTP through `python -m sessions serve` (with its raw archive);
 then the ratios 3/1, 4/1 and 1/2, the CPU per entity of the floor's client and of the receiver,
 the CPU per session of parse + validate + map alone (no I/O), and the receiver's peak RSS.
 """
@@ -24,7 +23,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,16 +33,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import psutil
 import requests
 
 from devtools.azurite import Azurite
-from sessions.entities import TableWrite, session_entity
+from devtools.served import receiver_environment, start_receiver
 from sessions.ingest import ingest_push
 from sessions.model import Session, decode_push
 from sessions.settings import Settings, StorageConnection
-from sessions.simulate import generate_sessions
-from sessions.store import SessionStore, plan_transactions, table_service
+from sessions.storage import SessionStore
+from sessions.storage.connection import table_service
+from sessions.storage.entities import TableWrite, session_entity
+from sessions.storage.tables import plan_transactions
+from tools.simulate import generate_sessions
 
 PROJECT = Path(__file__).resolve().parent.parent
 BENCH_KEY = "bench-key-not-a-secret"
@@ -87,7 +87,6 @@ class Bench:
             storage=StorageConnection(connection_string=self.connection_string),
             sessions_table=f"Bench{suffix}",
             rejected_table=f"BenchRejected{suffix}",
-            raw_archive_enabled=False,
         )
 
     def entities(self, body: bytes) -> list[TableWrite]:
@@ -126,14 +125,21 @@ class Bench:
         assert result.stored == result.received, result
         return sample
 
-    def over_http(self, body: bytes, *, archive: bool = False) -> tuple[Sample, int]:
+    def over_http(self, body: bytes) -> tuple[Sample, int]:
         """A POST to a fresh `python -m sessions serve`; CPU and peak RSS are the server's."""
-        served = Served(self.fresh_settings(), archive=archive).start()
+        served = start_receiver(
+            receiver_environment(
+                self.fresh_settings(), RAW_ARCHIVE_CONTAINER=f"bench-{uuid.uuid4().hex[:12]}"
+            ),
+            keep_lines=False,
+        )
         try:
+            health = requests.get(served.health_url, timeout=60)  # warm up: imports done, tables made
+            assert health.status_code == 200, health.text
             started_cpu = served.cpu_seconds()
             started = time.perf_counter()
             response = requests.post(
-                served.url,
+                served.sessions_url,
                 data=body,
                 headers={"Ocp-Apim-Subscription-Key": BENCH_KEY, "Content-Type": "application/json"},
                 timeout=600,
@@ -144,71 +150,6 @@ class Bench:
             return Sample(wall, served.cpu_seconds() - started_cpu), served.peak_rss_bytes()
         finally:
             served.stop()
-
-
-class Served:
-    """`python -m sessions serve` over fresh tables, warmed up (imports done, tables created)."""
-
-    def __init__(self, settings: Settings, *, archive: bool) -> None:
-        self.settings = settings
-        self.archive = archive
-        self.process: subprocess.Popen[str] | None = None
-        self.url = ""
-
-    def start(self) -> Served:
-        settings = self.settings
-        env = dict(os.environ)
-        assert settings.storage is not None and settings.storage.connection_string is not None
-        env.update(
-            {
-                "CHARGEPILOT_API_KEYS": BENCH_KEY,
-                "SESSIONS_STORAGE": settings.storage.connection_string,
-                "SESSIONS_TABLE": settings.sessions_table,
-                "REJECTED_TABLE": settings.rejected_table,
-                "RAW_ARCHIVE_ENABLED": "true" if self.archive else "false",
-                "RAW_ARCHIVE_CONTAINER": f"bench-{uuid.uuid4().hex[:12]}",
-            }
-        )
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "sessions", "--settings", "/nonexistent", "serve", "--port", "0"],
-            cwd=PROJECT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            if line.startswith("Serving on "):
-                base = line.split()[2]
-                self.url = base + "/api/sessions"
-                break
-        threading.Thread(target=self.process.stdout.read, daemon=True).start()
-        if not self.url:
-            raise RuntimeError("python -m sessions serve did not start")
-        health = requests.get(base + "/api/health", timeout=60)
-        assert health.status_code == 200, health.text
-        return self
-
-    def cpu_seconds(self) -> float:
-        assert self.process is not None
-        times = psutil.Process(self.process.pid).cpu_times()
-        return float(times.user + times.system)
-
-    def peak_rss_bytes(self) -> int:
-        """The server's peak resident memory so far (Linux VmHWM; else the current RSS)."""
-        assert self.process is not None
-        status = Path(f"/proc/{self.process.pid}/status")
-        if status.exists():
-            for line in status.read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        return int(psutil.Process(self.process.pid).memory_info().rss)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
 
 
 @contextmanager
@@ -293,8 +234,8 @@ def main(argv: list[str] | None = None) -> int:
             runs = max(arguments.runs, 5) if size <= 200 else arguments.runs
             peaks: list[int] = []
 
-            def http_run(body: bytes = body, peaks: list[int] = peaks, archive: bool = False) -> Sample:
-                sample, peak = bench.over_http(body, archive=archive)
+            def http_run(body: bytes = body, peaks: list[int] = peaks) -> Sample:
+                sample, peak = bench.over_http(body)
                 peaks.append(peak)
                 return sample
 
@@ -303,16 +244,13 @@ def main(argv: list[str] | None = None) -> int:
                 methods["naive"] = partial(bench.naive, body)
             methods["receiver"] = partial(bench.in_process, body)
             methods["http"] = http_run
-            methods["archived"] = partial(http_run, archive=True)
             figures = interleaved(runs, methods)
-            floor, receiver, http, archived = (
-                figures[name] for name in ("floor", "receiver", "http", "archived")
-            )
+            floor, receiver, http = (figures[name] for name in ("floor", "receiver", "http"))
             naive = figures.get("naive")
             peak_rss = max(peaks)
             mapping = mapping_cpu_microseconds(body, repeat=3 if size > 5000 else 10)
             print(f"N = {size:,} sessions ({stations} stations, 2 months, {len(body) / 2**20:.1f} MiB)")
-            row = report(size, floor, naive, receiver, http, archived, mapping, peak_rss)
+            row = report(size, floor, naive, receiver, http, mapping, peak_rss)
             results["sizes"][str(size)] = row
     if arguments.json:
         arguments.json.write_text(json.dumps(results, indent=2))
@@ -325,7 +263,6 @@ def report(
     naive: Figures | None,
     receiver: Figures,
     http: Figures,
-    archived: Figures,
     mapping_us: float,
     peak_rss: int,
 ) -> dict[str, Any]:
@@ -340,7 +277,6 @@ def report(
         print(f"  2 naive     (one upsert each)      {rate(naive)}")
     print(f"  3 receiver  (in-process ingest)    {rate(receiver)}   CPU {per(receiver.cpu)}/session")
     print(f"  4 receiver  (HTTP, sessions serve) {rate(http)}   CPU {per(http.cpu)}/session")
-    print(f"    the same with the raw archive on {rate(archived)}   CPU {per(archived.cpu)}/session")
     print(f"  ratios: 3/1 = {receiver.wall / floor.wall:.2f}   4/1 = {http.wall / floor.wall:.2f}", end="")
     print(f"   1/2 = {floor.wall / naive.wall:.2f}" if naive is not None else "")
     print(
@@ -353,7 +289,6 @@ def report(
         "naive_s": naive.wall if naive else None,
         "receiver_s": receiver.wall,
         "http_s": http.wall,
-        "http_archive_s": archived.wall,
         "floor_cpu_us_per_entity": floor.cpu / size * 1e6,
         "receiver_cpu_us_per_session": receiver.cpu / size * 1e6,
         "http_cpu_us_per_session": http.cpu / size * 1e6,

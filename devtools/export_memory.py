@@ -28,8 +28,8 @@ from tempfile import TemporaryDirectory
 from devtools.azurite import Azurite
 from sessions.ingest import ingest_push
 from sessions.settings import Settings, StorageConnection
-from sessions.simulate import iter_sessions
-from sessions.store import SessionStore, StorageUnavailable
+from sessions.storage import SessionStore, StorageUnavailable
+from tools.simulate import iter_sessions
 
 PROJECT = Path(__file__).resolve().parent.parent
 SESSIONS_TABLE = "ChargingSessions"
@@ -144,7 +144,7 @@ def run_export(
 
 def measure_child(arguments: list[str]) -> int:
     """In the child: run `python -m sessions ARGUMENTS` and print what it took, as JSON."""
-    from sessions.cli import main as sessions_main
+    from tools.cli import main as sessions_main
 
     mode, *command = arguments
     if mode == "traced":

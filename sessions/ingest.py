@@ -12,10 +12,10 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
-from sessions.entities import EntityRuleError, TableWrite, rejection_entity, session_entity
 from sessions.model import FieldError, Session, decode_push, field_errors
-from sessions.outcome import PushResult, Rejection
-from sessions.store import WriteFailure
+from sessions.results import PushResult, Rejection
+from sessions.storage import WriteFailure
+from sessions.storage.entities import EntityRuleError, TableWrite, rejection_entity, session_entity
 
 
 class SessionWriter(Protocol):

@@ -10,30 +10,27 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from sessions.archive import ArchivedPush, ArchiveUnavailable, RawArchive
 from sessions.ingest import ingest_push
 from sessions.keys import KeyRing
 from sessions.logs import log_event
 from sessions.model import InvalidPush
-from sessions.outcome import PushResult
+from sessions.results import PushResult
 from sessions.settings import Settings
-from sessions.store import SessionStore, StorageUnavailable
+from sessions.storage import ArchivedPush, ArchiveUnavailable, RawArchive, SessionStore, StorageUnavailable
 
 
 class Receiver:
     """Checks keys, takes pushes and reports health; the HTTP layer only translates."""
 
-    def __init__(self, settings: Settings, store: SessionStore, archive: RawArchive | None = None) -> None:
+    def __init__(self, settings: Settings, store: SessionStore, archive: RawArchive) -> None:
         self.settings = settings
         self.keys = KeyRing(settings.api_keys)
         self.store = store
-        # None when RAW_ARCHIVE_ENABLED is false: pushes are then processed without a raw copy.
         self.archive = archive
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Receiver:
-        archive = RawArchive.connect(settings) if settings.raw_archive_enabled else None
-        return cls(settings, SessionStore.connect(settings), archive)
+        return cls(settings, SessionStore.connect(settings), RawArchive.connect(settings))
 
     def take_push(self, body: bytes, *, content_type: str | None = None) -> PushResult:
         """Archive one push, ingest it and log its outcome; raises InvalidPush or StorageUnavailable.
@@ -47,10 +44,9 @@ class Receiver:
         archived: ArchivedPush | None = None
         result: PushResult | None = None
         try:
-            if self.archive is not None:
-                archived = self.archive.keep(
-                    body, push_id=push_id, received_at=received_at, content_type=content_type
-                )
+            archived = self.archive.store_body(
+                body, push_id=push_id, received_at=received_at, content_type=content_type
+            )
             result = ingest_push(body, self.store, push_id=push_id, received_at=received_at)
             return result
         except InvalidPush as error:
@@ -66,7 +62,7 @@ class Receiver:
             log_event("push_not_stored", logging.ERROR, push_id=push_id, reason=str(error))
             raise
         finally:
-            if self.archive is not None and archived is not None:
+            if archived is not None:
                 self.archive.record_outcome(archived, outcome, result)
             self._log_push(
                 push_id,
@@ -80,8 +76,7 @@ class Receiver:
     def check_health(self) -> None:
         """Raise StorageUnavailable unless the tables (and the archive container) can be reached."""
         self.store.check_health()
-        if self.archive is not None:
-            self.archive.check_health()
+        self.archive.check_health()
 
     @staticmethod
     def _log_push(

@@ -10,47 +10,64 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
 from pathlib import Path
 
-# App settings read by the receiver and the tools (besides the storage connection below).
-API_KEYS = "CHARGEPILOT_API_KEYS"
-SESSIONS_TABLE = "SESSIONS_TABLE"
-REJECTED_TABLE = "REJECTED_TABLE"
-MAX_BODY_BYTES = "MAX_BODY_BYTES"
-RAW_ARCHIVE_ENABLED = "RAW_ARCHIVE_ENABLED"
-RAW_ARCHIVE_CONTAINER = "RAW_ARCHIVE_CONTAINER"
 
-APP_SETTINGS: tuple[str, ...] = (
-    API_KEYS,
-    SESSIONS_TABLE,
-    REJECTED_TABLE,
-    MAX_BODY_BYTES,
-    RAW_ARCHIVE_ENABLED,
-    RAW_ARCHIVE_CONTAINER,
-)
+class Setting(StrEnum):
+    """The names of the app settings the receiver and its tools read (the names, not the values)."""
 
-# The storage connection, in the Azure Functions convention: either a connection string in
-# SESSIONS_STORAGE itself (locally, Azurite), or identity-based settings under the same prefix
-# (in Azure, with a managed identity: no account key anywhere).
-STORAGE_CONNECTION = "SESSIONS_STORAGE"
+    API_KEYS = "CHARGEPILOT_API_KEYS"
+    SESSIONS_TABLE = "SESSIONS_TABLE"
+    REJECTED_TABLE = "REJECTED_TABLE"
+    SESSION_INDEX_TABLE = "SESSION_INDEX_TABLE"
+    PUSHES_TABLE = "PUSHES_TABLE"
+    RAW_ARCHIVE_CONTAINER = "RAW_ARCHIVE_CONTAINER"
+    PUSH_QUEUE = "PUSH_QUEUE"
+    MAX_BODY_BYTES = "MAX_BODY_BYTES"
+    MAX_PUSH_SESSIONS = "MAX_PUSH_SESSIONS"
+    PUSH_DEADLINE_SECONDS = "PUSH_DEADLINE_SECONDS"
+    # Plausibility: a session beyond one of these is quarantined, not stored (docs/configuration.md).
+    SESSION_MAX_ENERGY_KWH = "SESSION_MAX_ENERGY_KWH"
+    SESSION_MAX_POWER_KW = "SESSION_MAX_POWER_KW"
+    SESSION_MAX_DAYS = "SESSION_MAX_DAYS"
+    SESSION_MAX_FUTURE_HOURS = "SESSION_MAX_FUTURE_HOURS"
+    SESSION_EARLIEST_START = "SESSION_EARLIEST_START"
+    # The storage connection, in the Azure Functions convention: either a connection string in
+    # SESSIONS_STORAGE itself (locally, Azurite), or identity-based settings under the same
+    # prefix (in Azure, with a managed identity: no account key anywhere).
+    STORAGE = "SESSIONS_STORAGE"
+
+
+# Every app setting but the storage connection, which is a prefix (STORAGE_IDENTITY_SUFFIXES).
+APP_SETTINGS: tuple[Setting, ...] = tuple(setting for setting in Setting if setting is not Setting.STORAGE)
 STORAGE_IDENTITY_SUFFIXES: tuple[str, ...] = (
     "tableServiceUri",
     "blobServiceUri",
+    "queueServiceUri",
     "credential",
     "clientId",
 )
 
 DEFAULT_SESSIONS_TABLE = "ChargingSessions"
 DEFAULT_REJECTED_TABLE = "RejectedSessions"
-DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+DEFAULT_SESSION_INDEX_TABLE = "SessionIndex"
+DEFAULT_PUSHES_TABLE = "Pushes"
 DEFAULT_RAW_ARCHIVE_CONTAINER = "raw-pushes"
+DEFAULT_PUSH_QUEUE = "pushes-to-store"
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+# A 16 MiB body holds at most about 140,000 sessions of even the shortest realistic form (about
+# 120 bytes each): the limit refuses only bodies of junk (a million `{}`), never a real push.
+DEFAULT_MAX_PUSH_SESSIONS = 150_000
+# Well under the 10 to 30 s after which webhook senders commonly give up (and retry).
+DEFAULT_PUSH_DEADLINE_SECONDS = 10.0
 
-# Azure's rules for table and container names.
+# Azure's rules for table, container and queue names. A queue's poison queue adds "-poison".
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 _CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
+_QUEUE_NAME = re.compile(r"^(?=.{3,56}$)[a-z0-9]+(-[a-z0-9]+)*$")
 _KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 class SettingsError(ValueError):
@@ -59,23 +76,46 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class StorageConnection:
-    """Where the tables (and the raw archive) live, and how to authenticate."""
+    """Where the tables, the raw archive and the push queue live, and how to authenticate."""
 
     connection_string: str | None = field(default=None, repr=False)
     table_service_uri: str | None = None
     blob_service_uri: str | None = None
+    queue_service_uri: str | None = None
     client_id: str | None = None
 
     @property
     def uses_identity(self) -> bool:
+        """In Azure: a managed identity, whose resources Bicep creates (the app creates none)."""
         return self.connection_string is None
 
     def describe(self) -> str:
         """A description safe to log: endpoints only, never the account key."""
         if self.connection_string is not None:
-            return f"connection string in {STORAGE_CONNECTION}"
+            return f"connection string in {Setting.STORAGE}"
         who = f"managed identity {self.client_id}" if self.client_id else "DefaultAzureCredential"
         return f"{self.table_service_uri} with {who}"
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """What a plausible session looks like; beyond any of these it is quarantined, not stored.
+
+    The defaults let every real session through (an AC car plugged in overnight at a depot,
+    multi-day parking, megawatt truck charging) and stop absurd ones (1e308 Wh, a duration of
+    millennia, a start years ahead or a charger clock reset to 1970).
+    """
+
+    # No vehicle battery comes near: even a heavy truck's is about 1 MWh.
+    max_energy_kwh: float = 5_000.0
+    # The Megawatt Charging System goes up to 3.75 MW; meters round, so short sessions get a minute.
+    max_power_kw: float = 4_000.0
+    # Multi-week parking at an airport or over a holiday stays well inside.
+    max_days: float = 90.0
+    # A charger whose clock is set to local time and reported as UTC runs up to 14 hours ahead.
+    max_future_hours: float = 24.0
+    # Before public OCPP charging: a charger whose clock was reset (1970) is not billed.
+    earliest_start: date = date(2010, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -89,9 +129,14 @@ class Settings:
     storage: StorageConnection | None = None
     sessions_table: str = DEFAULT_SESSIONS_TABLE
     rejected_table: str = DEFAULT_REJECTED_TABLE
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    raw_archive_enabled: bool = True
+    session_index_table: str = DEFAULT_SESSION_INDEX_TABLE
+    pushes_table: str = DEFAULT_PUSHES_TABLE
     raw_archive_container: str = DEFAULT_RAW_ARCHIVE_CONTAINER
+    push_queue: str = DEFAULT_PUSH_QUEUE
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_push_sessions: int = DEFAULT_MAX_PUSH_SESSIONS
+    push_deadline_seconds: float = DEFAULT_PUSH_DEADLINE_SECONDS
+    limits: SessionLimits = SessionLimits()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -100,29 +145,59 @@ class Settings:
         Missing API keys are not an error here: the receiver then refuses every push (503).
         Neither is an unresolved Key Vault reference, which must never itself become a key.
         """
-        sessions_table = _table_name(env, SESSIONS_TABLE, DEFAULT_SESSIONS_TABLE)
-        rejected_table = _table_name(env, REJECTED_TABLE, DEFAULT_REJECTED_TABLE)
-        if sessions_table.lower() == rejected_table.lower():
-            raise SettingsError(f"{SESSIONS_TABLE} and {REJECTED_TABLE} must name different tables")
-        raw_keys = env.get(API_KEYS, "")
+        tables = {
+            setting: _table_name(env, setting, default)
+            for setting, default in (
+                (Setting.SESSIONS_TABLE, DEFAULT_SESSIONS_TABLE),
+                (Setting.REJECTED_TABLE, DEFAULT_REJECTED_TABLE),
+                (Setting.SESSION_INDEX_TABLE, DEFAULT_SESSION_INDEX_TABLE),
+                (Setting.PUSHES_TABLE, DEFAULT_PUSHES_TABLE),
+            )
+        }
+        if len({name.lower() for name in tables.values()}) < len(tables):
+            raise SettingsError(f"{', '.join(tables)} must name four different tables")
+        raw_keys = env.get(Setting.API_KEYS, "")
         unresolved = raw_keys.strip().startswith(_KEY_VAULT_REFERENCE)
+        defaults = SessionLimits()
         return cls(
             api_keys=() if unresolved else parse_api_keys(raw_keys),
             api_keys_unresolved=unresolved,
             storage=_storage_connection(env),
-            sessions_table=sessions_table,
-            rejected_table=rejected_table,
-            max_body_bytes=_positive_int(env, MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES),
-            raw_archive_enabled=_flag(env, RAW_ARCHIVE_ENABLED, default=True),
-            raw_archive_container=_container_name(env, RAW_ARCHIVE_CONTAINER, DEFAULT_RAW_ARCHIVE_CONTAINER),
+            sessions_table=tables[Setting.SESSIONS_TABLE],
+            rejected_table=tables[Setting.REJECTED_TABLE],
+            session_index_table=tables[Setting.SESSION_INDEX_TABLE],
+            pushes_table=tables[Setting.PUSHES_TABLE],
+            raw_archive_container=_matching(
+                env,
+                Setting.RAW_ARCHIVE_CONTAINER,
+                DEFAULT_RAW_ARCHIVE_CONTAINER,
+                _CONTAINER_NAME,
+                _CONTAINER_RULE,
+            ),
+            push_queue=_matching(env, Setting.PUSH_QUEUE, DEFAULT_PUSH_QUEUE, _QUEUE_NAME, _QUEUE_RULE),
+            max_body_bytes=int(_positive(env, Setting.MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES, whole=True)),
+            max_push_sessions=int(
+                _positive(env, Setting.MAX_PUSH_SESSIONS, DEFAULT_MAX_PUSH_SESSIONS, whole=True)
+            ),
+            push_deadline_seconds=_positive(
+                env, Setting.PUSH_DEADLINE_SECONDS, DEFAULT_PUSH_DEADLINE_SECONDS
+            ),
+            limits=SessionLimits(
+                max_energy_kwh=_positive(env, Setting.SESSION_MAX_ENERGY_KWH, defaults.max_energy_kwh),
+                max_power_kw=_positive(env, Setting.SESSION_MAX_POWER_KW, defaults.max_power_kw),
+                max_days=_positive(env, Setting.SESSION_MAX_DAYS, defaults.max_days),
+                max_future_hours=_positive(env, Setting.SESSION_MAX_FUTURE_HOURS, defaults.max_future_hours),
+                earliest_start=_date(env, Setting.SESSION_EARLIEST_START, defaults.earliest_start),
+            ),
         )
 
     def require_storage(self) -> StorageConnection:
         """The storage connection, or SettingsError saying which settings to set."""
         if self.storage is None:
             raise SettingsError(
-                f"no storage configured: set {STORAGE_CONNECTION} to a connection string, or "
-                f"{STORAGE_CONNECTION}__tableServiceUri (and __blobServiceUri) for a managed identity"
+                f"no storage configured: set {Setting.STORAGE} to a connection string, or "
+                f"{Setting.STORAGE}__tableServiceUri, __blobServiceUri and __queueServiceUri for a "
+                "managed identity"
             )
         return self.storage
 
@@ -153,31 +228,33 @@ def with_local_settings(env: Mapping[str, str], path: Path) -> dict[str, str]:
 
 
 def _storage_connection(env: Mapping[str, str]) -> StorageConnection | None:
-    connection_string = env.get(STORAGE_CONNECTION, "").strip()
+    connection_string = env.get(Setting.STORAGE, "").strip()
     if connection_string:
-        if connection_string == "UseDevelopmentStorage=true":
-            return StorageConnection(connection_string=connection_string)
-        if "=" not in connection_string:
-            raise SettingsError(f"{STORAGE_CONNECTION} is not a storage connection string")
+        if connection_string != "UseDevelopmentStorage=true" and "=" not in connection_string:
+            raise SettingsError(f"{Setting.STORAGE} is not a storage connection string")
         return StorageConnection(connection_string=connection_string)
     identity = {
-        suffix: env.get(f"{STORAGE_CONNECTION}__{suffix}", "").strip() for suffix in STORAGE_IDENTITY_SUFFIXES
+        suffix: env.get(f"{Setting.STORAGE}__{suffix}", "").strip() for suffix in STORAGE_IDENTITY_SUFFIXES
     }
-    table_uri = identity["tableServiceUri"]
-    if not table_uri:
+    if not identity["tableServiceUri"]:
         return None
-    for suffix in ("tableServiceUri", "blobServiceUri"):
+    for suffix in ("tableServiceUri", "blobServiceUri", "queueServiceUri"):
         uri = identity[suffix]
         if uri and not uri.startswith("https://"):
-            raise SettingsError(f"{STORAGE_CONNECTION}__{suffix} must be an https:// endpoint")
+            raise SettingsError(f"{Setting.STORAGE}__{suffix} must be an https:// endpoint")
     credential = identity["credential"]
     if credential and credential != "managedidentity":
-        raise SettingsError(f"{STORAGE_CONNECTION}__credential must be 'managedidentity' when it is set")
+        raise SettingsError(f"{Setting.STORAGE}__credential must be 'managedidentity' when it is set")
     return StorageConnection(
-        table_service_uri=table_uri.rstrip("/"),
+        table_service_uri=identity["tableServiceUri"].rstrip("/"),
         blob_service_uri=identity["blobServiceUri"].rstrip("/") or None,
+        queue_service_uri=identity["queueServiceUri"].rstrip("/") or None,
         client_id=identity["clientId"] or None,
     )
+
+
+_CONTAINER_RULE = "a valid blob container name: 3 to 63 lower-case letters, digits and single hyphens"
+_QUEUE_RULE = "a valid queue name: 3 to 56 lower-case letters, digits and single hyphens"
 
 
 def _table_name(env: Mapping[str, str], name: str, default: str) -> str:
@@ -189,35 +266,31 @@ def _table_name(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
-def _container_name(env: Mapping[str, str], name: str, default: str) -> str:
+def _matching(env: Mapping[str, str], name: str, default: str, rule: re.Pattern[str], says: str) -> str:
     value = env.get(name, "").strip() or default
-    if not _CONTAINER_NAME.match(value):
-        raise SettingsError(
-            f"{name} must be a valid blob container name: 3 to 63 lower-case letters, digits "
-            "and single hyphens"
-        )
+    if not rule.match(value):
+        raise SettingsError(f"{name} must be {says}")
     return value
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _positive(env: Mapping[str, str], name: str, default: float, *, whole: bool = False) -> float:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = int(raw)
+        value = int(raw) if whole else float(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be a whole number of bytes") from None
-    if value <= 0:
+        raise SettingsError(f"{name} must be a {'whole ' if whole else ''}number") from None
+    if not 0 < value < float("inf"):
         raise SettingsError(f"{name} must be greater than zero")
     return value
 
 
-def _flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
+def _date(env: Mapping[str, str], name: str, default: date) -> date:
+    raw = env.get(name, "").strip()
     if not raw:
         return default
-    if raw in _TRUE:
-        return True
-    if raw in _FALSE:
-        return False
-    raise SettingsError(f"{name} must be true or false")
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a date, YYYY-MM-DD") from None

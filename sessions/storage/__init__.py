@@ -1,0 +1,19 @@
+"""Storage: the only code that imports the Azure storage SDKs.
+
+`connection` builds the clients and maps every SDK error to StorageUnavailable; `entities` turns
+sessions into Table entities within the service's limits; `tables` writes and reads the tables;
+`archive` keeps every push body in blob storage.
+"""
+
+from sessions.storage.archive import ArchivedPush, ArchiveUnavailable, RawArchive
+from sessions.storage.connection import StorageUnavailable
+from sessions.storage.tables import SessionStore, WriteFailure
+
+__all__ = [
+    "ArchiveUnavailable",
+    "ArchivedPush",
+    "RawArchive",
+    "SessionStore",
+    "StorageUnavailable",
+    "WriteFailure",
+]

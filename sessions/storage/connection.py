@@ -1,0 +1,116 @@
+"""How the receiver reaches its storage account: clients, credentials, and one error mapping.
+
+Every service client (tables, blobs) is built here from the one StorageConnection of the
+settings, with bounded retries and timeouts; every SDK error becomes StorageUnavailable here,
+through `storage_errors`, so that callers deal in one exception that says "try again later".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import AzureError
+from azure.data.tables import TableServiceClient
+from azure.storage.blob import BlobServiceClient, LinearRetry
+
+from sessions.settings import Setting, SettingsError, StorageConnection
+
+# Azurite's well-known development account (public, documented, not a secret).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+DEVELOPMENT_STORAGE = (
+    f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+    f"BlobEndpoint=http://127.0.0.1:10000/{AZURITE_ACCOUNT};"
+    f"QueueEndpoint=http://127.0.0.1:10001/{AZURITE_ACCOUNT};"
+    f"TableEndpoint=http://127.0.0.1:10002/{AZURITE_ACCOUNT};"
+)
+
+# Fail well inside the sender's patience (and the 230 s of the Azure front end) when storage
+# is down: a few quick retries, short connect timeout, bounded read timeout.
+TABLE_CLIENT_OPTIONS: dict[str, Any] = {
+    "retry_total": 3,
+    "retry_connect": 3,
+    "retry_read": 2,
+    "retry_status": 3,
+    "retry_backoff_factor": 0.4,
+    "retry_backoff_max": 4,
+    "connection_timeout": 5,
+    "read_timeout": 30,
+}
+# The newest Blob API version that Azurite (package.json) serves, so that what runs in Azure is
+# what the tests ran; the SDK's own default is newer than any Azurite release yet.
+BLOB_API_VERSION = "2026-06-06"
+
+
+class StorageUnavailable(Exception):
+    """Storage could not be reached or did not take every write; a retry of the push is safe."""
+
+
+def brief_error(error: AzureError) -> str:
+    """The first line of an SDK error: enough to act on, no request dump."""
+    text = str(getattr(error, "message", None) or error).strip()
+    first_line = text.splitlines()[0][:300] if text else type(error).__name__
+    code = getattr(error, "error_code", None)
+    code = getattr(code, "value", code)  # TableErrorCode members print as their enum name
+    return f"{code}: {first_line}" if code else first_line
+
+
+@contextmanager
+def storage_errors(what: str, unavailable: type[StorageUnavailable] = StorageUnavailable) -> Iterator[None]:
+    """Turn any SDK error inside the block into `unavailable`, saying what was being done."""
+    try:
+        yield
+    except AzureError as error:
+        raise unavailable(f"{what}: {brief_error(error)}") from error
+
+
+def resolve_connection_string(connection_string: str) -> str:
+    """The explicit form of `UseDevelopmentStorage=true` (Azurite on its default ports)."""
+    if connection_string.strip() == "UseDevelopmentStorage=true":
+        return DEVELOPMENT_STORAGE
+    return connection_string
+
+
+def storage_credential(storage: StorageConnection) -> TokenCredential:
+    """The managed identity named by clientId, else whatever DefaultAzureCredential finds."""
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    if storage.client_id:
+        return ManagedIdentityCredential(client_id=storage.client_id)
+    return DefaultAzureCredential()
+
+
+def table_service(storage: StorageConnection) -> TableServiceClient:
+    """A Table service client for the configured connection, with bounded retries and timeouts."""
+    if storage.connection_string is not None:
+        return TableServiceClient.from_connection_string(
+            resolve_connection_string(storage.connection_string), **TABLE_CLIENT_OPTIONS
+        )
+    assert storage.table_service_uri is not None
+    return TableServiceClient(
+        endpoint=storage.table_service_uri,
+        credential=storage_credential(storage),
+        **TABLE_CLIENT_OPTIONS,
+    )
+
+
+def blob_service(storage: StorageConnection) -> BlobServiceClient:
+    """A Blob service client for the configured connection (managed identity in Azure)."""
+    # The SDK's default retry waits 15 s and more between tries: a few quick ones, then 503,
+    # as for the tables, well inside the sender's patience.
+    options: dict[str, Any] = {
+        "connection_timeout": 5,
+        "read_timeout": 30,
+        "api_version": BLOB_API_VERSION,
+        "retry_policy": LinearRetry(backoff=1, random_jitter_range=1, retry_total=2),
+    }
+    if storage.connection_string is not None:
+        return BlobServiceClient.from_connection_string(
+            resolve_connection_string(storage.connection_string), **options
+        )
+    if storage.blob_service_uri is None:
+        raise SettingsError(f"the raw archive needs {Setting.STORAGE}__blobServiceUri")
+    return BlobServiceClient(storage.blob_service_uri, credential=storage_credential(storage), **options)

@@ -1,0 +1,216 @@
+"""Fuzzing the ingest: thousands of generated bodies with a valid key, and what must hold for each.
+
+Never a 5xx nor an exception; a body that is not a push is 400 with nothing written; in a push,
+every valid session is stored, every invalid one quarantined (once), and nothing else is written.
+The bodies (tests/fuzzing.py) carry NaN and Infinity literals, 1e400, duplicate keys, byte order
+marks, invalid UTF-8, nesting 10,000 deep and strings over 1 MB among valid sessions.
+
+Two runs: thousands of bodies through the real HTTP handler (function_app) with a recording store,
+and a few hundred over real HTTP into Azurite, whose tables must end up holding exactly the union.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, cast
+
+import azure.functions as func
+import hypothesis
+import pytest
+import requests
+from azure.data.tables._serialize import _add_entity_properties
+from hypothesis import HealthCheck, given
+from hypothesis import strategies as st
+
+import function_app
+from devtools.served import ServedReceiver
+from sessions import receiver as receiver_module
+from sessions.ingest import ingest_push
+from sessions.keys import KEY_HEADER
+from sessions.receiver import Receiver
+from sessions.results import PushResult
+from sessions.settings import Settings
+from sessions.storage import SessionStore, WriteFailure
+from sessions.storage.archive import ArchivedPush, RawArchive
+from sessions.storage.entities import TableWrite, session_row_key
+from tests.helpers.fuzzing import GeneratedPush, GeneratedSession, any_body, pushes
+from tests.helpers.pushes import OLD_KEY, as_body, session
+from tests.helpers.tables import all_entities, tables
+
+# The figures the README quotes.
+HANDLER_EXAMPLES = 2000
+HTTP_EXAMPLES = 200
+
+
+class RecordingStore:
+    """Stands in for Table Storage: keeps every write, refuses none, but serialises each as the SDK would."""
+
+    def __init__(self) -> None:
+        self.sessions: list[TableWrite] = []
+        self.rejections: list[TableWrite] = []
+
+    def save_sessions(self, writes: list[TableWrite]) -> list[WriteFailure]:
+        self.sessions.extend(serialisable(writes))
+        return []
+
+    def save_rejections(self, writes: list[TableWrite]) -> None:
+        self.rejections.extend(serialisable(writes))
+
+
+def serialisable(writes: list[TableWrite]) -> list[TableWrite]:
+    """The writes, once the SDK's own entity serialiser has taken each (it raises on an Int64 overflow)."""
+    for write in writes:
+        _add_entity_properties(dict(write.entity))
+    return writes
+
+
+class RecordingArchive:
+    """Stands in for the raw archive: keeps every body and its outcome."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.outcomes: list[str] = []
+
+    def store_body(
+        self, body: bytes, *, push_id: str, received_at: datetime, content_type: str | None
+    ) -> ArchivedPush:
+        self.bodies.append(body)
+        return ArchivedPush(f"archived-{push_id}", push_id, received_at, {})
+
+    def record_outcome(self, push: ArchivedPush, outcome: str, result: PushResult | None) -> None:
+        self.outcomes.append(outcome)
+
+
+@pytest.fixture
+def fresh_receiver() -> Iterator[None]:
+    yield
+    receiver_module._current = None
+
+
+def take(body: bytes) -> tuple[func.HttpResponse, RecordingStore, RecordingArchive]:
+    """One push through function_app's own handler, with the receiver writing to recorders."""
+    store, archive = RecordingStore(), RecordingArchive()
+    receiver_module._current = Receiver(
+        Settings(api_keys=(OLD_KEY,)), cast(SessionStore, store), cast(RawArchive, archive)
+    )
+    request = func.HttpRequest(
+        "POST",
+        "http://127.0.0.1/api/sessions",
+        headers={KEY_HEADER: OLD_KEY, "Content-Type": "application/json", "Content-Length": str(len(body))},
+        body=body,
+    )
+    response = function_app.push_sessions(request)
+    assert isinstance(response, func.HttpResponse)
+    return response, store, archive
+
+
+def check_push(push: GeneratedPush, answer: dict[str, Any], store: RecordingStore) -> None:
+    """Every valid session stored, every invalid one quarantined, nothing else written."""
+    valid = [item for item in push.sessions if item.valid]
+    invalid = [item for item in push.sessions if not item.valid]
+    stored = {
+        (entity["ChargerID"], entity["TransactionID"].value, entity["PartitionKey"])
+        for entity in (write.entity for write in store.sessions)
+    }
+    assert stored == {item.identity() for item in valid}, [item.mutation for item in push.sessions]
+    assert len(store.sessions) == len(stored)
+    assert {write.row_key for write in store.rejections} == {item.quarantine_id() for item in invalid}
+    assert len(store.rejections) == len({item.quarantine_id() for item in invalid})
+    assert answer["received"] == len(push.sessions)
+    assert answer["stored"] == len(valid) and answer["rejected"] == len(invalid)
+    indices = [rejection["index"] for rejection in answer["rejected_sessions"]]
+    assert indices == [index for index, item in enumerate(push.sessions) if not item.valid]
+
+
+@hypothesis.settings(
+    max_examples=HANDLER_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(push=any_body)
+@pytest.mark.usefixtures("fresh_receiver")
+def test_any_body_with_a_valid_key_is_taken_in_full_or_refused_whole(push: GeneratedPush) -> None:
+    response, store, archive = take(push.body)
+    assert response.status_code in (200, 400), (push.shape, response.get_body()[:300])
+    assert archive.bodies == [push.body]
+    answer = json.loads(response.get_body())
+    if not push.is_push:
+        assert response.status_code == 400, (push.shape, answer)
+        assert answer["error"] == "invalid_body"
+        assert store.sessions == [] and store.rejections == []
+        assert archive.outcomes == ["invalid"]
+        return
+    assert response.status_code == 200, (push.shape, answer)
+    assert archive.outcomes == ["taken"]
+    check_push(push, answer, store)
+
+
+def azurite_misfiles(item: GeneratedSession) -> bool:
+    """Whether Azurite (3.37) would file this session under a wrong PartitionKey.
+
+    Found by this test: in an entity-group transaction Azurite reads the PartitionKey from the URL
+    up to the last `',`, so a RowKey that starts with `,` or holds `',` breaks it (a single upsert,
+    and Azure, are fine). Such ChargerIDs are left to the handler-level run above.
+    """
+    row_key = session_row_key(*item.identity()[:2])
+    return row_key.startswith(",") or "'," in row_key
+
+
+class HttpFuzzRun:
+    """What the pushes of one HTTP fuzz run must have left in the tables, taken together."""
+
+    def __init__(self) -> None:
+        self.sessions: set[tuple[str, int, str]] = set()
+        self.quarantine: set[str] = set()
+        self.pushes = 0
+
+
+def test_fuzzed_pushes_over_http_leave_exactly_their_sessions_in_azurite(
+    receiver: ServedReceiver, settings: Settings
+) -> None:
+    run = HttpFuzzRun()
+    client = requests.Session()
+
+    @hypothesis.settings(
+        max_examples=HTTP_EXAMPLES,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        database=None,
+    )
+    @given(push=st.one_of(pushes(max_sessions=6), any_body))
+    def push_over_http(push: GeneratedPush) -> None:
+        hypothesis.assume(not any(azurite_misfiles(item) for item in push.sessions if item.valid))
+        response = client.post(
+            receiver.sessions_url,
+            data=push.body,
+            headers={KEY_HEADER: OLD_KEY, "Content-Type": "application/json"},
+            timeout=60,
+        )
+        assert response.status_code == (200 if push.is_push else 400), (push.shape, response.text[:300])
+        if push.is_push:
+            run.pushes += 1
+            run.sessions |= {item.identity() for item in push.sessions if item.valid}
+            run.quarantine |= {item.quarantine_id() for item in push.sessions if not item.valid}
+
+    push_over_http()
+    sessions_table, rejected_table = tables(settings)
+    stored = {
+        (entity["ChargerID"], entity["TransactionID"].value, entity["PartitionKey"])
+        for entity in all_entities(sessions_table)
+    }
+    assert stored == run.sessions
+    assert {entity["RowKey"] for entity in all_entities(rejected_table)} == run.quarantine
+    assert run.pushes > HTTP_EXAMPLES // 2
+    assert "Traceback" not in receiver.log
+
+
+def test_a_transaction_id_beyond_64_bits_is_quarantined_not_a_server_error(
+    store: SessionStore, settings: Settings
+) -> None:
+    # Found by schemathesis: the quarantine wrote it as an Int64 property, and the SDK raised.
+    pushed = [session(TransactionID=10**30), session(TransactionID=-(2**63) - 1)]
+    result = ingest_push(as_body(pushed), store, push_id="p")
+    assert [rejection.transaction_id for rejection in result.rejections] == [None, None]
+    assert len(all_entities(tables(settings)[1])) == 2
