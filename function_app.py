@@ -11,9 +11,9 @@ from typing import Any
 
 import azure.functions as func
 
+from sessions.decoding import InvalidPush
 from sessions.keys import KEY_HEADER, KeyCheck
 from sessions.logs import log_event
-from sessions.model import InvalidPush
 from sessions.receiver import current_receiver
 from sessions.settings import Setting, SettingsError
 from sessions.storage import StorageUnavailable

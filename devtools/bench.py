@@ -37,8 +37,9 @@ import requests
 
 from devtools.azurite import Azurite
 from devtools.served import receiver_environment, start_receiver
+from sessions.decoding import decode_push
 from sessions.ingest import ingest_push
-from sessions.model import Session, decode_push
+from sessions.model import Session
 from sessions.settings import Settings, StorageConnection
 from sessions.storage import SessionStore
 from sessions.storage.connection import table_service

@@ -12,7 +12,8 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
-from sessions.model import FieldError, Session, decode_push, field_errors
+from sessions.decoding import decode_push
+from sessions.model import FieldError, Session, field_errors
 from sessions.results import PushResult, Rejection
 from sessions.storage import WriteFailure
 from sessions.storage.entities import EntityRuleError, TableWrite, rejection_entity, session_entity

@@ -10,10 +10,10 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from sessions.decoding import InvalidPush
 from sessions.ingest import ingest_push
 from sessions.keys import KeyRing
 from sessions.logs import log_event
-from sessions.model import InvalidPush
 from sessions.results import PushResult
 from sessions.settings import Settings
 from sessions.storage import ArchivedPush, ArchiveUnavailable, RawArchive, SessionStore, StorageUnavailable

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from azure.data.tables import EdmType, EntityProperty
 
+from sessions.decoding import InvalidPush
 from sessions.ingest import ingest_push
-from sessions.model import InvalidPush
 from sessions.results import PushResult
 from sessions.settings import Settings, StorageConnection
 from sessions.storage import SessionStore, StorageUnavailable, WriteFailure

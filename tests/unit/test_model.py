@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from sessions.model import InvalidPush, Session, decode_push, field_errors
+from sessions.decoding import InvalidPush, decode_push
+from sessions.model import Session, field_errors
 from tests.helpers.pushes import session
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from sessions.decoding import InvalidPush
 from sessions.ingest import ingest_push
-from sessions.model import InvalidPush
 from sessions.storage import RawArchive, SessionStore, StorageUnavailable
 from tools.cli import load_settings, survives_closed_pipe
 
