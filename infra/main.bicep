@@ -1,6 +1,7 @@
 // ChargePilot Push Receiver: everything it needs in one resource group.
-// Read top to bottom: monitoring, identity, storage, Key Vault, roles, then the app.
-// Deploy with `az deployment group create` (see DEPLOY.md) or `azd up`.
+// Read top to bottom: names and the checks that refuse parameters that cannot deploy, monitoring
+// and alerting, identity, storage, Key Vault, roles, the app, then the alerts that watch it.
+// Deploy with `az deployment group create` or `azd up`: docs/deploy.md walks through both.
 
 targetScope = 'resourceGroup'
 
@@ -10,17 +11,17 @@ targetScope = 'resourceGroup'
 
 @minLength(1)
 @maxLength(32)
-@description('Environment name (dev, prod, or the azd environment): part of every resource name and tag.')
+@description('Environment name (dev, prod, or the azd environment): part of every resource name and tag. Letters, digits and hyphens only.')
 param environmentName string
 
 @description('Region of every resource. Flex Consumption must be offered there: `az functionapp list-flexconsumption-locations`.')
 param location string = resourceGroup().location
 
 @secure()
-@description('Comma-separated ChargePilot API key(s), stored as a Key Vault secret. An empty string leaves the secret to be set with `az keyvault secret set` (DEPLOY.md). Never put it in a parameter file.')
+@description('Comma-separated ChargePilot API key(s), stored as a Key Vault secret. An empty string leaves the secret to be set with `az keyvault secret set` (docs/deploy.md). Never put it in a parameter file.')
 param chargePilotApiKeys string
 
-@description('Expiry written on the API-keys secret (Unix seconds, default one year from deployment): a rotation reminder only.')
+@description('Expiry written on the API-keys secret (Unix seconds, default one year from deployment). Key Vault still returns an expired secret; 30 days before the date the action group is warned.')
 param apiKeysExpiresOn int = dateTimeToEpoch(dateTimeAdd(utcNow(), 'P1Y'))
 
 @description('Name of the Key Vault secret holding the API keys.')
@@ -36,17 +37,59 @@ param sessionsTableName string = 'ChargingSessions'
 @description('Quarantine table of invalid sessions (app setting REJECTED_TABLE).')
 param rejectedTableName string = 'RejectedSessions'
 
-@description('Archive every raw push body as a blob (app setting RAW_ARCHIVE_ENABLED).')
-param rawArchiveEnabled bool = true
+@minLength(3)
+@maxLength(63)
+@description('Index of stored sessions by charger and transaction (app setting SESSION_INDEX_TABLE).')
+param sessionIndexTableName string = 'SessionIndex'
 
 @minLength(3)
 @maxLength(63)
-@description('Blob container of the raw push archive (app setting RAW_ARCHIVE_CONTAINER).')
+@description('One record per push and its outcome (app setting PUSHES_TABLE).')
+param pushesTableName string = 'Pushes'
+
+@minLength(3)
+@maxLength(63)
+@description('Blob container of the raw push archive (app setting RAW_ARCHIVE_CONTAINER). Time-based immutability applies to it.')
 param rawArchiveContainerName string = 'raw-pushes'
+
+@minLength(3)
+@maxLength(56)
+@description('Queue of large pushes finished in the background (app setting PUSH_QUEUE). Its poison queue is this name plus -poison, hence 56 characters at most.')
+param pushQueueName string = 'pushes-to-store'
 
 @minValue(1)
 @description('Largest accepted push body in bytes (app setting MAX_BODY_BYTES).')
 param maxBodyBytes int = 16777216
+
+@minValue(1)
+@description('Most sessions accepted in one push (app setting MAX_PUSH_SESSIONS).')
+param maxPushSessions int = 150000
+
+@minValue(1)
+@maxValue(230)
+@description('Seconds a push is worked on before it is answered 202 and finished in the background (app setting PUSH_DEADLINE_SECONDS).')
+param pushDeadlineSeconds int = 10
+
+@minValue(1)
+@description('Plausibility: most energy of one session in kWh (app setting SESSION_MAX_ENERGY_KWH).')
+param sessionMaxEnergyKwh int = 5000
+
+@minValue(1)
+@description('Plausibility: highest average power of one session in kW (app setting SESSION_MAX_POWER_KW).')
+param sessionMaxPowerKw int = 4000
+
+@minValue(1)
+@description('Plausibility: longest session in days (app setting SESSION_MAX_DAYS).')
+param sessionMaxDays int = 90
+
+@minValue(1)
+@description('Plausibility: how far in the future a session may end, in hours (app setting SESSION_MAX_FUTURE_HOURS).')
+param sessionMaxFutureHours int = 24
+
+@minLength(10)
+@maxLength(10)
+@description('Plausibility: earliest accepted session start, YYYY-MM-DD (app setting SESSION_EARLIEST_START).')
+param sessionEarliestStart string = '2010-01-01'
 
 @allowed([
   512
@@ -61,7 +104,7 @@ param instanceMemoryMB int = 2048
 @description('Most instances the app may scale out to (caps cost if the endpoint is flooded).')
 param maximumInstanceCount int = 40
 
-@description('Zone-redundant Flex Consumption plan (only where the region supports it).')
+@description('Zone-redundant Flex Consumption plan. Needs a region that offers it and zone-redundant storage (Standard_GZRS or Standard_RAGZRS), and the platform then keeps at least two always-ready instances per scaling group, billed around the clock (docs/deploy.md).')
 param zoneRedundant bool = false
 
 @allowed([
@@ -70,13 +113,24 @@ param zoneRedundant bool = false
   'Standard_GZRS'
   'Standard_RAGZRS'
 ])
-@description('Storage replication: geo-redundant, the sessions are billing records.')
+@description('Storage replication: geo-redundant, the sessions are billing records. GZRS variants are also zone-redundant.')
 param storageSkuName string = 'Standard_GRS'
 
 @minValue(7)
 @maxValue(365)
-@description('Days deleted or overwritten blobs and deleted containers stay recoverable (point-in-time restore covers one day less).')
+@description('Days deleted or overwritten blobs and deleted containers stay recoverable (soft delete and versions).')
 param blobRetentionDays int = 30
+
+@minValue(1)
+@maxValue(146000)
+@description('Days each raw push body stays immutable (time-based retention on the archive container): nobody can delete or overwrite it before then.')
+param rawArchiveImmutabilityDays int = 365
+
+@description('Set to true once the archive\'s immutability policy has been locked (docs/deploy.md): a locked policy can only be extended, so the template then leaves it alone.')
+param rawArchiveImmutabilityLocked bool = false
+
+@description('Put a CanNotDelete lock on the storage account, so that deleting the account or the resource group fails until the lock is lifted on purpose (docs/deploy.md, Tear down).')
+param storageDeleteLock bool = false
 
 @minValue(7)
 @maxValue(90)
@@ -85,10 +139,28 @@ param keyVaultSoftDeleteRetentionInDays int = 90
 
 @minValue(30)
 @maxValue(730)
-@description('Days Log Analytics keeps logs.')
+@description('Days Log Analytics keeps logs (alert queries, audit events, storage writes and deletes).')
 param logRetentionInDays int = 30
 
-@description('Optional object id of the operator (you, or a pipeline): gets Key Vault Secrets Officer (to put the key) and Storage Table Data Reader (to export sessions). Empty: none.')
+@description('Optional e-mail address the alerts are sent to. Empty: the alerts still fire and show in the portal (Monitor, Alerts), and recipients can be added to the action group later.')
+param alertEmail string = ''
+
+@minValue(1)
+@maxValue(48)
+@description('Hours without an accepted push (200 or 202) before the silence alert fires. ChargePilot pushes hourly.')
+param silenceAlertHours int = 3
+
+@minLength(2)
+@description('Locations of the availability test on /api/health (Application Insights test location ids).')
+param availabilityTestLocations array = [
+  'emea-nl-ams-azr'
+  'emea-gb-db3-azr'
+  'emea-se-sto-edge'
+  'us-va-ash-azr'
+  'apac-sg-sin-azr'
+]
+
+@description('Optional object id of the operator (you, or a pipeline): gets Key Vault Secrets Officer (to put the key), Storage Table Data Reader (to export sessions) and Storage Blob Data Reader on the archive. Empty: none.')
 param operatorPrincipalId string = ''
 
 @allowed([
@@ -96,20 +168,32 @@ param operatorPrincipalId string = ''
   'Group'
   'ServicePrincipal'
 ])
+@description('Kind of principal operatorPrincipalId is: ServicePrincipal when a pipeline runs the deployment (azd passes AZURE_PRINCIPAL_TYPE).')
 param operatorPrincipalType string = 'User'
 
-@description('Optional explicit function app name (globally unique). Empty: derived from the environment name.')
+@description('Optional explicit function app name (globally unique, 2-60 letters, digits and hyphens). Empty: derived from the environment name.')
 param functionAppName string = ''
 
 // ---------------------------------------------------------------------------------------
-// Names
+// Checks (passed to the names module, which refuses any that is false)
 // ---------------------------------------------------------------------------------------
 
-var abbrs = loadJsonContent('abbreviations.json')
-var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
-var environmentSlug = toLower(take(environmentName, 20))
-var appName = !empty(functionAppName) ? functionAppName : '${abbrs.webSitesFunctions}cp-${environmentSlug}-${resourceToken}'
-var deploymentContainerName = 'app-package'
+var siteNameCharacters = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-'
+var environmentNameCharacters = [for i in range(0, length(environmentName)): substring(environmentName, i, 1)]
+var functionAppNameCharacters = [for i in range(0, length(functionAppName)): substring(functionAppName, i, 1)]
+var environmentNameIsValid = empty(filter(environmentNameCharacters, c => !contains(siteNameCharacters, c)))
+var functionAppNameIsValid = empty(functionAppName) || (length(functionAppName) >= 2 && length(functionAppName) <= 60 && !startsWith(functionAppName, '-') && !endsWith(functionAppName, '-') && empty(filter(functionAppNameCharacters, c => !contains(siteNameCharacters, c))))
+var zoneRedundancyIsPossible = !zoneRedundant || contains([
+  'Standard_GZRS'
+  'Standard_RAGZRS'
+], storageSkuName)
+
+var tableNames = [
+  sessionsTableName
+  rejectedTableName
+  sessionIndexTableName
+  pushesTableName
+]
 var tags = {
   'azd-env-name': environmentName
   application: 'chargepilot-push-receiver'
@@ -119,11 +203,24 @@ var tags = {
 // Resources
 // ---------------------------------------------------------------------------------------
 
+module names 'modules/names.bicep' = {
+  name: 'names'
+  params: {
+    environmentName: environmentName
+    functionAppName: functionAppName
+    environmentNameHasOnlyLettersDigitsAndHyphens: environmentNameIsValid
+    functionAppNameIsEmptyOrAValidSiteName: functionAppNameIsValid
+    zoneRedundantPlanHasZoneRedundantStorage: zoneRedundancyIsPossible
+  }
+}
+
 module monitoring 'modules/monitoring.bicep' = {
   name: 'monitoring'
   params: {
-    logAnalyticsName: '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
-    applicationInsightsName: '${abbrs.insightsComponents}${resourceToken}'
+    logAnalyticsName: names.outputs.logAnalyticsName
+    applicationInsightsName: names.outputs.applicationInsightsName
+    actionGroupName: names.outputs.actionGroupName
+    alertEmail: alertEmail
     location: location
     tags: tags
     retentionInDays: logRetentionInDays
@@ -133,7 +230,7 @@ module monitoring 'modules/monitoring.bicep' = {
 module identity 'modules/identity.bicep' = {
   name: 'identity'
   params: {
-    name: '${abbrs.managedIdentityUserAssignedIdentities}${resourceToken}'
+    name: names.outputs.identityName
     location: location
     tags: tags
   }
@@ -142,28 +239,34 @@ module identity 'modules/identity.bicep' = {
 module storage 'modules/storage.bicep' = {
   name: 'storage'
   params: {
-    name: '${abbrs.storageStorageAccounts}${resourceToken}'
+    name: names.outputs.storageAccountName
     location: location
     tags: tags
     skuName: storageSkuName
-    sessionsTableName: sessionsTableName
-    rejectedTableName: rejectedTableName
+    tableNames: tableNames
     rawArchiveContainerName: rawArchiveContainerName
-    deploymentContainerName: deploymentContainerName
+    pushQueueName: pushQueueName
     blobRetentionDays: blobRetentionDays
+    rawArchiveImmutabilityDays: rawArchiveImmutabilityDays
+    rawArchiveImmutabilityLocked: rawArchiveImmutabilityLocked
+    deleteLock: storageDeleteLock
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
   }
 }
 
 module keyVault 'modules/keyvault.bicep' = {
   name: 'keyvault'
   params: {
-    name: '${abbrs.keyVaultVaults}${resourceToken}'
+    name: names.outputs.keyVaultName
     location: location
     tags: tags
     apiKeysSecretName: apiKeysSecretName
     apiKeys: chargePilotApiKeys
     apiKeysExpiresOn: apiKeysExpiresOn
     softDeleteRetentionInDays: keyVaultSoftDeleteRetentionInDays
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
+    actionGroupId: monitoring.outputs.actionGroupId
+    eventsTopicName: names.outputs.keyVaultEventsTopicName
   }
 }
 
@@ -171,6 +274,11 @@ module rbac 'modules/rbac.bicep' = {
   name: 'rbac'
   params: {
     storageAccountName: storage.outputs.name
+    tableNames: storage.outputs.tableNames
+    rawArchiveContainerName: storage.outputs.rawArchiveContainerName
+    deploymentContainerName: storage.outputs.deploymentContainerName
+    hostContainerNames: storage.outputs.hostContainerNames
+    queueNames: storage.outputs.queueNames
     keyVaultName: keyVault.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     appPrincipalId: identity.outputs.principalId
@@ -187,26 +295,52 @@ module functionApp 'modules/functionapp.bicep' = {
     rbac
   ]
   params: {
-    planName: '${abbrs.webServerFarms}${resourceToken}'
-    appName: appName
+    planName: names.outputs.planName
+    appName: names.outputs.functionAppName
     location: location
     tags: tags
     identityId: identity.outputs.id
     identityClientId: identity.outputs.clientId
     storageBlobEndpoint: storage.outputs.blobEndpoint
     storageTableEndpoint: storage.outputs.tableEndpoint
+    storageQueueEndpoint: storage.outputs.queueEndpoint
     deploymentContainerName: storage.outputs.deploymentContainerName
     applicationInsightsConnectionString: monitoring.outputs.applicationInsightsConnectionString
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
     keyVaultName: keyVault.outputs.name
     apiKeysSecretName: keyVault.outputs.apiKeysSecretName
-    sessionsTableName: storage.outputs.sessionsTableName
-    rejectedTableName: storage.outputs.rejectedTableName
-    maxBodyBytes: maxBodyBytes
-    rawArchiveEnabled: rawArchiveEnabled
+    sessionsTableName: sessionsTableName
+    rejectedTableName: rejectedTableName
+    sessionIndexTableName: sessionIndexTableName
+    pushesTableName: pushesTableName
     rawArchiveContainerName: storage.outputs.rawArchiveContainerName
+    pushQueueName: storage.outputs.pushQueueName
+    maxBodyBytes: maxBodyBytes
+    maxPushSessions: maxPushSessions
+    pushDeadlineSeconds: pushDeadlineSeconds
+    sessionMaxEnergyKwh: sessionMaxEnergyKwh
+    sessionMaxPowerKw: sessionMaxPowerKw
+    sessionMaxDays: sessionMaxDays
+    sessionMaxFutureHours: sessionMaxFutureHours
+    sessionEarliestStart: sessionEarliestStart
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     zoneRedundant: zoneRedundant
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    actionGroupId: monitoring.outputs.actionGroupId
+    alertNamePrefix: names.outputs.alertNamePrefix
+    availabilityTestName: names.outputs.availabilityTestName
+    healthUrl: 'https://${functionApp.outputs.defaultHostName}/api/health'
+    availabilityTestLocations: availabilityTestLocations
+    silenceAlertHours: silenceAlertHours
   }
 }
 
@@ -225,3 +359,5 @@ output KEY_VAULT_NAME string = keyVault.outputs.name
 output API_KEYS_SECRET_NAME string = keyVault.outputs.apiKeysSecretName
 output STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output APPLICATION_INSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+output LOG_ANALYTICS_WORKSPACE_NAME string = monitoring.outputs.logAnalyticsName
+output ACTION_GROUP_NAME string = monitoring.outputs.actionGroupName

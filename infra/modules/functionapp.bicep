@@ -1,7 +1,9 @@
 // The receiver: a Python 3.11 function app on the Flex Consumption plan (FC1, Linux).
-// Runtime, scale and the deployment package live in functionAppConfig, not in app settings
-// (Flex rejects FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION, WEBSITE_RUN_FROM_PACKAGE
-// and the content-share settings). Every connection is identity-based.
+// Runtime, scale and the deployment package live in functionAppConfig, not in app settings or
+// siteConfig: Flex Consumption refuses the site properties and app settings on Microsoft's
+// list of Flex Consumption deprecations (ftpsState, linuxFxVersion, FUNCTIONS_WORKER_RUNTIME,
+// WEBSITE_RUN_FROM_PACKAGE...), and tests/unit/test_infra_static.py keeps them out. Every
+// connection is identity-based.
 
 param planName string
 param appName string
@@ -16,18 +18,31 @@ param identityClientId string
 
 param storageBlobEndpoint string
 param storageTableEndpoint string
+param storageQueueEndpoint string
 param deploymentContainerName string
 
 param applicationInsightsConnectionString string
+
+@description('Log Analytics workspace that receives the app\'s own logs.')
+param logAnalyticsWorkspaceId string
 
 param keyVaultName string
 param apiKeysSecretName string
 
 param sessionsTableName string
 param rejectedTableName string
-param maxBodyBytes int
-param rawArchiveEnabled bool
+param sessionIndexTableName string
+param pushesTableName string
 param rawArchiveContainerName string
+param pushQueueName string
+param maxBodyBytes int
+param maxPushSessions int
+param pushDeadlineSeconds int
+param sessionMaxEnergyKwh int
+param sessionMaxPowerKw int
+param sessionMaxDays int
+param sessionMaxFutureHours int
+param sessionEarliestStart string
 
 @allowed([
   512
@@ -44,7 +59,7 @@ param maximumInstanceCount int
 param zoneRedundant bool
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_225: Zone redundancy is the zoneRedundant parameter, off by default because not every Flex Consumption region offers it (README.md, Deploy to Azure, says how to turn it on). The data itself is geo-redundant (GRS storage); a push that fails during a zone outage gets an error, and re-sending it is safe because writes are idempotent.
+  // checkov:skip=CKV_AZURE_225: Zone redundancy is the zoneRedundant parameter, off by default because not every Flex Consumption region offers it and it keeps always-ready instances billed around the clock (docs/deploy.md says how and when to turn it on). The data itself is geo-redundant; a push that fails during a zone outage gets an error, and re-sending it is safe because writes are idempotent.
   name: planName
   location: location
   tags: tags
@@ -63,7 +78,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_222: The endpoint is public by design: ChargePilot's cloud pushes to it over the internet. Every push is authenticated by the API key before the body is read.
   // checkov:skip=CKV_AZURE_17: ChargePilot authenticates with an API key header (Ocp-Apim-Subscription-Key) and cannot present client certificates.
   // checkov:skip=CKV_AZURE_212: Flex Consumption has no fixed worker count: the platform scales instances per request (functionAppConfig.scaleAndConcurrency).
-  // checkov:skip=CKV_AZURE_213: App Service health check needs a Premium or Dedicated plan; on Flex Consumption, GET /api/health is for external monitoring (see README.md, Deploy to Azure).
+  // checkov:skip=CKV_AZURE_213: App Service health check needs a Premium or Dedicated plan; on Flex Consumption, GET /api/health is probed by the availability test instead (alerts.bicep).
+  // checkov:skip=CKV_AZURE_78: Flex Consumption refuses siteConfig.ftpsState (ARM error 51021; it is on Microsoft's list of Flex Consumption deprecations). FTP is closed all the same: the ftp and scm basic publishing credentials policies below are off, and tests/unit/test_infra_static.py asserts both.
   name: appName
   location: location
   tags: union(tags, {
@@ -105,7 +121,6 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       appSettings: [
         // The Functions host's own storage (keys, locks): blobs only, through the identity.
@@ -129,7 +144,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
           name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
           value: 'ClientId=${identityClientId};Authorization=AAD'
         }
-        // The receiver's settings: exactly the names in sessions/settings.py (tests/test_infra.py keeps them in step).
+        // The receiver's settings: exactly the names in sessions/settings.py
+        // (tests/unit/test_infra_static.py keeps them in step).
         {
           name: 'CHARGEPILOT_API_KEYS'
           value: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${apiKeysSecretName})'
@@ -143,17 +159,55 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
           value: rejectedTableName
         }
         {
-          name: 'MAX_BODY_BYTES'
-          value: string(maxBodyBytes)
+          name: 'SESSION_INDEX_TABLE'
+          value: sessionIndexTableName
         }
         {
-          name: 'RAW_ARCHIVE_ENABLED'
-          value: rawArchiveEnabled ? 'true' : 'false'
+          name: 'PUSHES_TABLE'
+          value: pushesTableName
         }
         {
           name: 'RAW_ARCHIVE_CONTAINER'
           value: rawArchiveContainerName
         }
+        {
+          name: 'PUSH_QUEUE'
+          value: pushQueueName
+        }
+        {
+          name: 'MAX_BODY_BYTES'
+          value: string(maxBodyBytes)
+        }
+        {
+          name: 'MAX_PUSH_SESSIONS'
+          value: string(maxPushSessions)
+        }
+        {
+          name: 'PUSH_DEADLINE_SECONDS'
+          value: string(pushDeadlineSeconds)
+        }
+        {
+          name: 'SESSION_MAX_ENERGY_KWH'
+          value: string(sessionMaxEnergyKwh)
+        }
+        {
+          name: 'SESSION_MAX_POWER_KW'
+          value: string(sessionMaxPowerKw)
+        }
+        {
+          name: 'SESSION_MAX_DAYS'
+          value: string(sessionMaxDays)
+        }
+        {
+          name: 'SESSION_MAX_FUTURE_HOURS'
+          value: string(sessionMaxFutureHours)
+        }
+        {
+          name: 'SESSION_EARLIEST_START'
+          value: sessionEarliestStart
+        }
+        // One identity-based connection for the tables, the archive and the push queue; the
+        // queue trigger binding names it too (connection "SESSIONS_STORAGE").
         {
           name: 'SESSIONS_STORAGE__tableServiceUri'
           value: storageTableEndpoint
@@ -161,6 +215,10 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'SESSIONS_STORAGE__blobServiceUri'
           value: storageBlobEndpoint
+        }
+        {
+          name: 'SESSIONS_STORAGE__queueServiceUri'
+          value: storageQueueEndpoint
         }
         {
           name: 'SESSIONS_STORAGE__credential'
@@ -190,6 +248,22 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
   name: 'scm'
   properties: {
     allow: false
+  }
+}
+
+// The host's and the functions' own log (start-up, binding and trigger errors) in Log Analytics,
+// beside the Application Insights telemetry.
+resource appLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'function-app-logs'
+  scope: app
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        category: 'FunctionAppLogs'
+        enabled: true
+      }
+    ]
   }
 }
 

@@ -1,5 +1,5 @@
-// The one identity the function app runs as: host storage, deployment package, session
-// tables, raw archive, Key Vault references and Application Insights ingestion.
+// The one identity the function app runs as: host storage, deployment package, the tables, the
+// raw archive, the push queues, Key Vault references and Application Insights ingestion.
 // User-assigned, so that its roles exist before the app is created (Key Vault references
 // and the deployment container are resolved at creation time).
 
@@ -16,6 +16,5 @@ resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' 
 }
 
 output id string = identity.id
-output name string = identity.name
 output clientId string = identity.properties.clientId
 output principalId string = identity.properties.principalId

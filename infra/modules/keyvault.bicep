@@ -1,6 +1,8 @@
 // Key Vault holding the ChargePilot API key(s). RBAC mode (no access policies), soft delete
 // and purge protection on. The function app reads the secret through a Key Vault reference,
-// so the key never appears in app settings, templates or deployment history.
+// so the key never appears in app settings, templates or deployment history. Every read and
+// change of the key is logged (AuditEvent) to Log Analytics, and Key Vault's own events warn
+// the action group 30 days before the secret's expiry date.
 
 @description('Key Vault name: 3-24 letters, digits and hyphens, globally unique.')
 @minLength(3)
@@ -25,8 +27,17 @@ param apiKeysExpiresOn int
 @maxValue(90)
 param softDeleteRetentionInDays int
 
+@description('Log Analytics workspace that receives the vault\'s audit log.')
+param logAnalyticsWorkspaceId string
+
+@description('Action group warned when the API-keys secret nears its expiry date or has expired.')
+param actionGroupId string
+
+@description('Name of the Event Grid system topic of the vault\'s events.')
+param eventsTopicName string
+
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
-  // checkov:skip=CKV_AZURE_109: App Service resolves Key Vault references over the vault's public endpoint unless the app is VNet-integrated (it is not, see README.md, Deploy to Azure); a Deny firewall would leave CHARGEPILOT_API_KEYS unresolved. Access is by Entra RBAC only.
+  // checkov:skip=CKV_AZURE_109: App Service resolves Key Vault references over the vault's public endpoint unless the app is VNet-integrated (it is not: docs/deploy.md); a Deny firewall would leave CHARGEPILOT_API_KEYS unresolved. Access is by Entra RBAC only.
   // checkov:skip=CKV_AZURE_189: Same reason as CKV_AZURE_109: without VNet integration the reference is resolved from App Service's public outbound addresses.
   name: name
   location: location
@@ -53,8 +64,8 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
 }
 
 resource apiKeysSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(apiKeys)) {
-  // checkov:skip=CKV_AZURE_41: False positive: checkov 3.3.30 does not read the body of a conditional (`if`) resource; exp is set below, and tests/test_infra.py asserts it.
-  // checkov:skip=CKV_AZURE_114: False positive for the same reason; contentType is set below, and tests/test_infra.py asserts it.
+  // checkov:skip=CKV_AZURE_41: False positive: checkov 3.3.30 does not read the body of a conditional (`if`) resource; exp is set below, and tests/unit/test_infra_static.py asserts it.
+  // checkov:skip=CKV_AZURE_114: False positive for the same reason; contentType is set below, and tests/unit/test_infra_static.py asserts it.
   parent: vault
   name: apiKeysSecretName
   properties: {
@@ -67,7 +78,59 @@ resource apiKeysSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!emp
   }
 }
 
+// Who read or changed the key, and when: every data-plane request to the vault.
+resource vaultAudit 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'key-vault-audit'
+  scope: vault
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        category: 'AuditEvent'
+        enabled: true
+      }
+    ]
+  }
+}
+
+// A warning before the key's expiry date: Key Vault publishes SecretNearExpiry 30 days before a
+// secret version's expiry (and SecretExpired on the day) to Event Grid, whatever the vault's
+// permission model; the subscription hands them to Azure Monitor as alerts on the action group.
+// Only versions created after this subscription exists raise these events (docs/deploy.md).
+resource vaultEvents 'Microsoft.EventGrid/systemTopics@2025-02-15' = {
+  name: eventsTopicName
+  location: location
+  tags: tags
+  properties: {
+    source: vault.id
+    topicType: 'Microsoft.KeyVault.vaults'
+  }
+}
+
+resource expiryWarning 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2025-02-15' = {
+  parent: vaultEvents
+  name: 'api-keys-expiry'
+  properties: {
+    eventDeliverySchema: 'CloudEventSchemaV1_0'
+    filter: {
+      includedEventTypes: [
+        'Microsoft.KeyVault.SecretNearExpiry'
+        'Microsoft.KeyVault.SecretExpired'
+      ]
+      subjectBeginsWith: apiKeysSecretName
+    }
+    destination: {
+      endpointType: 'MonitorAlert'
+      properties: {
+        severity: 'Sev2'
+        description: 'The ChargePilot API-keys secret expires within 30 days, or has expired: rotate the key (docs/deploy.md, Rotate the key) and set a new expiry date.'
+        actionGroups: [
+          actionGroupId
+        ]
+      }
+    }
+  }
+}
+
 output name string = vault.name
-output id string = vault.id
-output uri string = vault.properties.vaultUri
 output apiKeysSecretName string = apiKeysSecretName
