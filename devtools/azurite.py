@@ -59,10 +59,16 @@ class Azurite:
         return f"http://127.0.0.1:{self.ports['Blob']}/{ACCOUNT}"
 
     @property
+    def queue_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.ports['Queue']}/{ACCOUNT}"
+
+    @property
     def connection_string(self) -> str:
+        """Every endpoint named: the SDKs would seek one left out at <account>.<service>.core.windows.net."""
         return (
             f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
-            f"BlobEndpoint={self.blob_endpoint};TableEndpoint={self.table_endpoint};"
+            f"BlobEndpoint={self.blob_endpoint};QueueEndpoint={self.queue_endpoint};"
+            f"TableEndpoint={self.table_endpoint};"
         )
 
     def start(self, timeout: float = 60.0) -> Azurite:

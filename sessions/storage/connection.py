@@ -1,6 +1,6 @@
 """How the receiver reaches its storage account: clients, credentials, and one error mapping.
 
-Every service client (tables, blobs) is built here from the one StorageConnection of the
+Every service client (tables, blobs, queues) is built here from the one StorageConnection of the
 settings, with bounded retries and timeouts; every SDK error becomes StorageUnavailable here,
 through `storage_errors`, so that callers deal in one exception that says "try again later".
 """
@@ -15,6 +15,8 @@ from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient, LinearRetry
+from azure.storage.queue import LinearRetry as QueueLinearRetry
+from azure.storage.queue import QueueServiceClient
 
 from sessions.settings import Setting, SettingsError, StorageConnection
 
@@ -43,6 +45,11 @@ TABLE_CLIENT_OPTIONS: dict[str, Any] = {
 # The newest Blob API version that Azurite (package.json) serves, so that what runs in Azure is
 # what the tests ran; the SDK's own default is newer than any Azurite release yet.
 BLOB_API_VERSION = "2026-06-06"
+# The same for the Queue API: azure-storage-queue 12.18 defaults to 2026-10-06, which Azurite
+# 3.37 refuses ("The API version 2026-10-06 is not supported by Azurite").
+QUEUE_API_VERSION = "2026-06-06"
+# Connection-string keys that name one service's endpoint explicitly.
+_EXPLICIT_ENDPOINTS = ("BlobEndpoint", "QueueEndpoint", "TableEndpoint", "FileEndpoint")
 
 
 class StorageUnavailable(Exception):
@@ -114,3 +121,31 @@ def blob_service(storage: StorageConnection) -> BlobServiceClient:
     if storage.blob_service_uri is None:
         raise SettingsError(f"the raw archive needs {Setting.STORAGE}__blobServiceUri")
     return BlobServiceClient(storage.blob_service_uri, credential=storage_credential(storage), **options)
+
+
+def queue_service(storage: StorageConnection, setting: str = Setting.STORAGE) -> QueueServiceClient:
+    """A Queue service client for the connection configured in `setting` (managed identity in Azure).
+
+    A connection string that names other endpoints but no QueueEndpoint is refused: the SDK would
+    otherwise send queue requests to the public `<account>.queue.core.windows.net`.
+    """
+    options: dict[str, Any] = {
+        "connection_timeout": 5,
+        "read_timeout": 30,
+        "api_version": QUEUE_API_VERSION,
+        # As for the blobs: a few quick tries, not the SDK's 15 s and more between them.
+        "retry_policy": QueueLinearRetry(backoff=1, random_jitter_range=1, retry_total=2),
+    }
+    if storage.connection_string is not None:
+        connection_string = resolve_connection_string(storage.connection_string)
+        if _names_endpoints_but_not_the_queues(connection_string):
+            raise SettingsError(f"the storage connection string in {setting} has no QueueEndpoint")
+        return QueueServiceClient.from_connection_string(connection_string, **options)
+    if storage.queue_service_uri is None:
+        raise SettingsError(f"a storage queue needs {setting}__queueServiceUri")
+    return QueueServiceClient(storage.queue_service_uri, credential=storage_credential(storage), **options)
+
+
+def _names_endpoints_but_not_the_queues(connection_string: str) -> bool:
+    keys = {part.split("=", 1)[0].strip() for part in connection_string.split(";") if "=" in part}
+    return "QueueEndpoint" not in keys and any(key in keys for key in _EXPLICIT_ENDPOINTS)
