@@ -1,29 +1,44 @@
-"""The local stand-in for the Functions host: routes, request and response objects, as `func start`."""
+"""The local stand-in for the Functions host: routes, request and response objects, queue triggers,
+and its own handling of slow, malformed and `Expect: 100-continue` requests, as `func start`."""
 
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import socket
+import subprocess
+import sys
 import textwrap
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import azure.functions as func
 import pytest
 import requests
 
-from devtools.served import ServedReceiver
+from devtools.azurite import Azurite
+from devtools.served import NO_LOCAL_SETTINGS, PROJECT, ServedReceiver
+from sessions.keys import KEY_HEADER
+from sessions.settings import StorageConnection
+from sessions.storage import MessageQueue
 from tests.helpers.pushes import OLD_KEY, as_body, post, session
-from tools.host import FunctionsHost, start_host
+from tools.host import FunctionsHost, describe, start_host
 
 TOY_APP = """
 import asyncio
 import json
+import time
 import azure.functions as func
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+# What the queue function saw, one entry per call (the tests read it).
+CALLS = []
 
 
 @app.route(route="echo/{name}", methods=["GET", "POST"])
@@ -59,7 +74,36 @@ def ignores_body(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="boom", methods=["GET"])
 def boom(req: func.HttpRequest) -> func.HttpResponse:
     raise RuntimeError("boom")
+
+
+@app.route(route="swallows-body-errors", methods=["POST"])
+def swallows_body_errors(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        return func.HttpResponse(f"got {len(req.get_body())} bytes", status_code=201)
+    except Exception:
+        return func.HttpResponse("took it anyway", status_code=200)
+
+
+@app.queue_trigger(arg_name="msg", queue_name="%TOY_QUEUE%", connection="TOY_STORAGE")
+def work(msg: func.QueueMessage) -> None:
+    order = json.loads(msg.get_body())
+    CALLS.append({"message": msg, "at": time.monotonic()})
+    if msg.dequeue_count <= order.get("fail", 0):
+        raise RuntimeError("failing on purpose, try " + str(msg.dequeue_count))
 """
+# host.json of the queue tests: quick retries, quick polls, three tries before the poison queue.
+QUEUE_HOST_JSON: dict[str, object] = {
+    "version": "2.0",
+    "extensions": {
+        "queues": {
+            "batchSize": 2,
+            "maxDequeueCount": 3,
+            "visibilityTimeout": "00:00:01",
+            "maxPollingInterval": "00:00:00.200",
+            "messageEncoding": "base64",
+        }
+    },
+}
 
 
 def toy_project(tmp_path: Path, host_json: dict[str, object] | None) -> tuple[Path, str]:
@@ -70,12 +114,17 @@ def toy_project(tmp_path: Path, host_json: dict[str, object] | None) -> tuple[Pa
     return tmp_path, module
 
 
+RunHost = Callable[..., FunctionsHost]
+
+
 @pytest.fixture
-def running_host() -> Iterator[Callable[[Path, str], FunctionsHost]]:
+def running_host() -> Iterator[RunHost]:
     started: list[FunctionsHost] = []
 
-    def run(project: Path, module: str) -> FunctionsHost:
-        server = start_host("127.0.0.1", 0, project=project, app_module=module)
+    def run(project: Path, module: str, **options: Any) -> FunctionsHost:
+        server = start_host(
+            "127.0.0.1", 0, project=project, app_module=module, env=options.pop("env", {}), **options
+        )
         threading.Thread(target=server.serve_forever, daemon=True).start()
         started.append(server)
         return server
@@ -87,8 +136,53 @@ def running_host() -> Iterator[Callable[[Path, str], FunctionsHost]]:
 
 
 @pytest.fixture
-def toy(tmp_path: Path, running_host: Callable[[Path, str], FunctionsHost]) -> FunctionsHost:
+def toy(tmp_path: Path, running_host: RunHost) -> FunctionsHost:
     return running_host(*toy_project(tmp_path, {"version": "2.0"}))
+
+
+@pytest.fixture
+def impatient(tmp_path: Path, running_host: RunHost) -> FunctionsHost:
+    """The toy app on a host that waits one second for a silent sender."""
+    return running_host(*toy_project(tmp_path, {"version": "2.0"}), request_timeout=1.0)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20) -> bool:
+    """Whether `condition` became true within `timeout` s (checked every 50 ms)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def connect(server: FunctionsHost, timeout: float = 10) -> socket.socket:
+    host, port = server.server_address[:2]
+    return socket.create_connection((str(host), port), timeout=timeout)
+
+
+def read_head(sock: socket.socket) -> bytes:
+    """The bytes up to the first blank line: one status line and its headers, nothing more."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        if not byte:
+            break
+        head += byte
+    return head
+
+
+def answer_of(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """The next response on the socket: status, headers (lower-case names), body."""
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    return response.status, {name.lower(): value for name, value in response.getheaders()}, response.read()
+
+
+def raw_answer(server: FunctionsHost, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    with connect(server) as sock:
+        sock.sendall(request)
+        return answer_of(sock)
 
 
 def test_routes_get_the_api_prefix_and_route_params_query_headers_body(toy: FunctionsHost) -> None:
@@ -111,9 +205,7 @@ def test_routes_get_the_api_prefix_and_route_params_query_headers_body(toy: Func
     }
 
 
-def test_the_route_prefix_comes_from_host_json(
-    tmp_path: Path, running_host: Callable[[Path, str], FunctionsHost]
-) -> None:
+def test_the_route_prefix_comes_from_host_json(tmp_path: Path, running_host: RunHost) -> None:
     server = running_host(*toy_project(tmp_path, {"extensions": {"http": {"routePrefix": "v1"}}}))
     assert requests.get(f"{server.base_url}/v1/echo/x", timeout=10).status_code == 201
     assert requests.get(f"{server.base_url}/api/echo/x", timeout=10).status_code == 404
@@ -190,3 +282,281 @@ def test_serve_reads_local_settings_and_the_environment_wins(
     assert post(receiver.sessions_url, [], key="key-from-file").status_code == 401
     assert post(receiver.sessions_url, [], key=OLD_KEY).status_code == 200
     assert post(receiver.sessions_url, as_body([session(), session()]), key=OLD_KEY).status_code == 413
+
+
+# --- Slow, incomplete and malformed requests -------------------------------------------------
+
+
+def test_a_body_shorter_than_its_content_length_is_400_after_the_timeout_never_processed(
+    impatient: FunctionsHost,
+) -> None:
+    with connect(impatient) as sock:
+        sock.sendall(b"POST /api/echo/short HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+        started = time.monotonic()
+        status, headers, body = answer_of(sock)
+        waited = time.monotonic() - started
+    assert status == 400  # not the echo's 201: the function never got the ten bytes as a body
+    assert headers["content-type"] == "application/json; charset=utf-8"
+    assert headers["connection"] == "close"
+    assert json.loads(body) == {
+        "error": "bad_request",
+        "message": "incomplete body: no data of the request's body for 1 s",
+    }
+    assert 0.9 <= waited < 8
+
+
+def test_a_sender_that_hangs_up_mid_body_gets_400_at_once(impatient: FunctionsHost) -> None:
+    with connect(impatient) as sock:
+        sock.sendall(b"POST /api/echo/short HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+        sock.shutdown(socket.SHUT_WR)
+        status, _, body = answer_of(sock)
+    assert status == 400
+    assert json.loads(body)["message"] == "incomplete body: 10 of 100 bytes arrived"
+
+
+def test_a_function_that_swallows_the_body_error_is_still_answered_400(impatient: FunctionsHost) -> None:
+    with connect(impatient) as sock:
+        sock.sendall(b"POST /api/swallows-body-errors HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\nabc")
+        status, _, _ = answer_of(sock)
+    assert status == 400
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_timeout(impatient: FunctionsHost) -> None:
+    with connect(impatient) as sock:
+        sock.sendall(b"GET /api/slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert answer_of(sock)[0] == 200
+        started = time.monotonic()
+        assert sock.recv(1) == b""  # the host hung up
+        assert 0.9 <= time.monotonic() - started < 8
+
+
+def test_headers_that_stop_coming_are_408_in_json(impatient: FunctionsHost) -> None:
+    with connect(impatient) as sock:
+        sock.sendall(b"GET /api/slow HTTP/1.1\r\nHost: x\r\n")
+        status, headers, body = answer_of(sock)
+    assert (status, headers["connection"]) == (408, "close")
+    assert json.loads(body)["error"] == "request_timeout"
+
+
+CHUNKED = b"POST /api/echo/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "error"),
+    [
+        (b"GARBAGE\r\n\r\n", 400, "bad_request"),
+        (b"GET /api/slow HTTP/1.1 extra\r\n\r\n", 400, "bad_request"),
+        (b"GET /api/slow HTTP/1.x\r\n\r\n", 400, "bad_request"),
+        (b"GET /api/slow\r\n\r\n", 505, "http_version_not_supported"),
+        (b"GET /api/slow HTTP/2.0\r\n\r\n", 505, "http_version_not_supported"),
+        (b"BREW /api/slow HTTP/1.1\r\nHost: x\r\n\r\n", 501, "not_implemented"),
+        (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414, "request_uri_too_long"),
+        (
+            b"GET /api/slow HTTP/1.1\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n",
+            431,
+            "request_header_fields_too_large",
+        ),
+        (
+            CHUNKED + b"zz\r\nhello\r\n0\r\n\r\n",
+            400,
+            "bad_request",
+        ),
+        (
+            CHUNKED + b"5\r\nhelloXX0\r\n\r\n",
+            400,
+            "bad_request",
+        ),
+    ],
+    ids=[
+        "no-version",
+        "four-words",
+        "bad-version",
+        "http-0.9",
+        "http-2",
+        "unknown-method",
+        "long-uri",
+        "long-header",
+        "bad-chunk-size",
+        "bad-chunk-end",
+    ],
+)
+def test_the_hosts_own_refusals_are_json_and_close_the_connection(
+    toy: FunctionsHost, request_bytes: bytes, status: int, error: str
+) -> None:
+    got_status, headers, body = raw_answer(toy, request_bytes)
+    assert got_status == status
+    assert headers["content-type"] == "application/json; charset=utf-8"
+    assert headers["connection"] == "close"
+    answer = json.loads(body)
+    assert answer["error"] == error and answer["message"]
+    assert "aaaa" not in answer["message"] and "BREW" not in answer["message"]  # the request is not echoed
+
+
+# --- Expect: 100-continue ---------------------------------------------------------------------
+
+
+def test_100_continue_comes_when_the_function_reads_the_body(toy: FunctionsHost) -> None:
+    with connect(toy) as sock:
+        sock.sendall(
+            b"POST /api/echo/e HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+        )
+        assert read_head(sock) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"hello")
+        status, _, body = answer_of(sock)
+    assert status == 201 and json.loads(body)["body"] == "hello"
+
+
+def test_a_request_refused_before_its_body_gets_no_100_continue_and_the_connection_closes(
+    toy: FunctionsHost,
+) -> None:
+    for path, status in ((b"/api/ignores-body", b"401"), (b"/api/nothing-here", b"404")):
+        with connect(toy) as sock:
+            sock.sendall(
+                b"POST "
+                + path
+                + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n"
+            )
+            head = read_head(sock)
+            assert head.startswith(b"HTTP/1.1 " + status)
+            assert b"Connection: close" in head
+
+
+def test_the_receiver_sends_100_continue_only_after_the_key_and_the_declared_size(
+    serve: Callable[..., ServedReceiver],
+) -> None:
+    receiver = serve(MAX_BODY_BYTES="1000")
+    host, port = receiver.base_url.removeprefix("http://").split(":")
+    body = as_body([session()])
+
+    def ask(key: str, length: int) -> bytes:
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            sock.sendall(
+                f"POST /api/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                f"{KEY_HEADER}: {key}\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n\r\n".encode()
+            )
+            head = read_head(sock)
+            if head.startswith(b"HTTP/1.1 100"):
+                sock.sendall(body)
+                head += read_head(sock)
+            return head
+
+    assert ask("wrong-key", len(body)).startswith(b"HTTP/1.1 401")
+    assert ask(OLD_KEY, 5000).startswith(b"HTTP/1.1 413")
+    accepted = ask(OLD_KEY, len(body))
+    assert accepted.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200")
+
+
+# --- The port taken ---------------------------------------------------------------------------
+
+
+def test_a_taken_port_is_one_clear_line_and_exit_status_1() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ran = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sessions",
+                "--settings",
+                str(NO_LOCAL_SETTINGS),
+                "serve",
+                "--port",
+                str(port),
+            ],
+            cwd=PROJECT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert ran.returncode == 1
+    assert "Traceback" not in ran.stderr
+    assert ran.stderr.strip().splitlines()[-1] == (
+        f"error: port {port} on 127.0.0.1 is already in use (another `func start` or "
+        "`python -m sessions serve`?): stop it, or choose another --port"
+    )
+
+
+# --- Queue triggers ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def queue_app(
+    tmp_path: Path, azurite: Azurite, running_host: RunHost
+) -> Iterator[tuple[FunctionsHost, MessageQueue, list[dict[str, Any]]]]:
+    """The toy app served with its queue function on a fresh Azurite queue; and what it was called with."""
+    project, module = toy_project(tmp_path, QUEUE_HOST_JSON)
+    name = f"toy-{uuid.uuid4().hex[:12]}"
+    env = {"TOY_QUEUE": name, "TOY_STORAGE": azurite.connection_string}
+    server = running_host(project, module, env=env)
+    queue = MessageQueue.connect(StorageConnection(connection_string=azurite.connection_string), name)
+    queue.ensure()
+    yield server, queue, sys.modules[module].CALLS
+    queue.close()
+
+
+def attempts(calls: list[dict[str, Any]]) -> list[int]:
+    return [call["message"].dequeue_count for call in calls]
+
+
+def test_a_queue_message_calls_the_function_with_a_real_queue_message_then_is_deleted(
+    queue_app: tuple[FunctionsHost, MessageQueue, list[dict[str, Any]]],
+) -> None:
+    _, queue, calls = queue_app
+    sent_id = queue.send('{"push_id": "p-1", "note": "größe"}')
+    assert wait_until(lambda: len(calls) == 1)
+    message = calls[0]["message"]
+    assert isinstance(message, func.QueueMessage)
+    assert message.id == sent_id
+    assert message.get_body() == '{"push_id": "p-1", "note": "größe"}'.encode()
+    assert message.dequeue_count == 1
+    assert isinstance(message.insertion_time, datetime) and message.pop_receipt
+    assert wait_until(lambda: queue.count() == 0)
+    assert queue.poison_count() == 0
+
+
+def test_a_failing_function_is_tried_again_after_the_visibility_timeout(
+    queue_app: tuple[FunctionsHost, MessageQueue, list[dict[str, Any]]],
+) -> None:
+    _, queue, calls = queue_app
+    queue.send('{"fail": 2}')
+    assert wait_until(lambda: len(calls) == 3)
+    assert attempts(calls) == [1, 2, 3]
+    gaps = [later["at"] - earlier["at"] for earlier, later in itertools.pairwise(calls)]
+    assert all(gap >= 0.9 for gap in gaps)  # visibilityTimeout: 1 s
+    assert wait_until(lambda: queue.count() == 0)
+    assert queue.poison_count() == 0
+
+
+def test_a_message_that_keeps_failing_goes_to_the_poison_queue_after_max_dequeue_count(
+    queue_app: tuple[FunctionsHost, MessageQueue, list[dict[str, Any]]],
+) -> None:
+    _, queue, calls = queue_app
+    queue.send('{"fail": 99, "push_id": "p-poison"}')
+    assert wait_until(lambda: queue.poison_count() == 1)
+    assert attempts(calls) == [1, 2, 3]  # maxDequeueCount: 3, then no more tries
+    assert [poisoned.text for poisoned in queue.peek_poison()] == ['{"fail": 99, "push_id": "p-poison"}']
+    assert queue.count() == 0
+
+
+def test_the_banner_lists_queue_functions_and_shutdown_stops_their_pollers(
+    queue_app: tuple[FunctionsHost, MessageQueue, list[dict[str, Any]]], azurite: Azurite
+) -> None:
+    server, queue, _ = queue_app
+    assert f"        work: queueTrigger (queue {queue.name})" in describe(server).splitlines()
+    [listener] = server.listeners
+    assert listener.queue is not None and listener.queue.url.startswith(azurite.queue_endpoint + "/")
+    assert wait_until(lambda: listener.running)
+    server.shutdown()
+    server.server_close()
+    assert not listener.running
+    assert not [thread for thread in threading.enumerate() if thread.name == "queue-trigger-work"]
+
+
+def test_a_queue_function_whose_settings_are_missing_is_in_error_and_http_still_serves(
+    toy: FunctionsHost,
+) -> None:
+    missing = "app setting TOY_QUEUE (in the binding's '%TOY_QUEUE%') is not set"
+    assert f"        work: queueTrigger (in error: {missing})" in describe(toy).splitlines()
+    assert requests.get(f"{toy.base_url}/api/slow", timeout=10).status_code == 200
