@@ -1,6 +1,8 @@
-"""HTTP routes of the ChargePilot push receiver (Azure Functions, Python v2 programming model).
+"""The routes of the ChargePilot push receiver (Azure Functions, Python v2 programming model).
 
-Only HTTP lives here: which status answers which outcome. The work is done by `sessions`.
+Only HTTP lives here: the headers a push is judged on before its body, and which status answers
+which outcome. The work is done by `sessions`; the background function finishes, from the push
+queue, the pushes answered 202.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ from typing import Any
 
 import azure.functions as func
 
-from sessions.decoding import InvalidPush
+from sessions.decoding import BodyTooLarge, UnsupportedEncoding, expand_body
 from sessions.keys import KEY_HEADER, KeyCheck
 from sessions.logs import log_event
-from sessions.receiver import current_receiver
+from sessions.receiver import IncomingPush, Outcome, Receiver, current_receiver
 from sessions.settings import Setting, SettingsError
 from sessions.storage import StorageUnavailable
 
@@ -23,6 +25,14 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 RETRY_AFTER_SECONDS = 30
 _JSON_TYPES = {"application/json", "text/json"}
+_STATUS = {
+    Outcome.STORED: 200,
+    Outcome.ACCEPTED: 202,
+    Outcome.UNAUTHORIZED: 401,
+    Outcome.UNAVAILABLE: 503,
+    Outcome.NOT_CONFIGURED: 503,
+}
+_REFUSAL_STATUS = {"invalid_body": 400, "too_many_sessions": 413}
 
 
 @app.route(route="sessions", methods=["POST"])
@@ -32,47 +42,63 @@ def push_sessions(req: func.HttpRequest) -> func.HttpResponse:
         receiver = current_receiver()
     except SettingsError as error:
         log_event("receiver_not_configured", logging.ERROR, reason=str(error))
+        log_event("push", logging.ERROR, status=503, outcome=str(Outcome.NOT_CONFIGURED), reason=str(error))
         return _error(503, "not_configured", "the receiver is not configured; its log says why")
+    push = receiver.arrival()
+    response = _take(receiver, push, req)
+    receiver.conclude(push, response.status_code)
+    return response
 
+
+def _take(receiver: Receiver, push: IncomingPush, req: func.HttpRequest) -> func.HttpResponse:
     # Key first: nothing about the body is looked at before the sender is known.
-    verdict = receiver.keys.check(req.headers.get(KEY_HEADER))
-    if verdict is KeyCheck.NOT_CONFIGURED:
-        log_event("push_refused", logging.ERROR, reason=_no_key_reason(receiver.settings.api_keys_unresolved))
+    push.key = receiver.keys.check(req.headers.get(KEY_HEADER))
+    if push.key.check is KeyCheck.NOT_CONFIGURED:
+        push.outcome, push.reason = (
+            Outcome.NOT_CONFIGURED,
+            _no_key_reason(receiver.settings.api_keys_unresolved),
+        )
         return _error(503, "not_configured", "no API key is configured: every push is refused")
-    if verdict is not KeyCheck.ACCEPTED:
-        log_event("push_unauthorized", logging.WARNING, reason=f"{verdict.value} key")
+    if push.key.check is not KeyCheck.ACCEPTED:
+        push.outcome, push.reason = Outcome.UNAUTHORIZED, f"{push.key.check.value} key"
         return _error(401, "unauthorized", f"missing or invalid {KEY_HEADER} header")
 
     limit = receiver.settings.max_body_bytes
     declared = req.headers.get("Content-Length", "").strip()
     if declared and not declared.isdigit():
-        return _error(400, "invalid_body", "Content-Length is not a number")
+        return _refused(push, 400, "invalid_body", "Content-Length is not a number")
     if declared and int(declared) > limit:
-        return _too_large(int(declared), limit)
+        return _too_large(push, f"body is {int(declared)} bytes", limit)
     content_type = req.headers.get("Content-Type", "").strip()
     if content_type and not _is_json_utf8(content_type):
-        return _error(415, "unsupported_media_type", "send application/json (UTF-8)")
-    body = req.get_body()
-    if len(body) > limit:
-        return _too_large(len(body), limit)
-
+        return _refused(push, 415, "unsupported_media_type", "send application/json (UTF-8)")
     try:
-        result = receiver.take_push(body, content_type=content_type or None)
-    except InvalidPush as error:
-        return _error(400, "invalid_body", str(error))
-    except StorageUnavailable:
-        return _error(
-            503,
-            "storage_unavailable",
-            "storage did not take the push; nothing of it is claimed stored: send it again",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
-    return _json(200, result.to_json())
+        body = expand_body(req.get_body(), req.headers.get("Content-Encoding"), limit)
+    except UnsupportedEncoding as error:
+        return _refused(push, 415, "unsupported_media_type", str(error))
+    except BodyTooLarge as error:
+        return _too_large(push, str(error), limit)
+
+    outcome = receiver.take(push, body, content_type=content_type or None)
+    if outcome is Outcome.STORED:
+        assert push.result is not None
+        return _json(200, push.result.to_json())
+    if outcome is Outcome.ACCEPTED:
+        return _json(202, _accepted(push))
+    if outcome is Outcome.REFUSED:
+        refusal = push.refusal or "invalid_body"
+        return _error(_REFUSAL_STATUS[refusal], refusal, push.reason or "")
+    return _error(
+        _STATUS[outcome],
+        "storage_unavailable",
+        "storage did not take the push; nothing of it is claimed stored: send it again",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
-@app.route(route="health", methods=["GET"])
+@app.route(route="health", methods=["GET", "HEAD"])
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    """Whether the receiver can take pushes: configured, and its tables reachable."""
+    """Whether the receiver can take pushes: configured, and its storage reachable (no key, no data)."""
     try:
         receiver = current_receiver()
     except SettingsError as error:
@@ -88,13 +114,45 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     return _json(200, {"status": "healthy"})
 
 
+@app.queue_trigger(arg_name="message", queue_name=f"%{Setting.PUSH_QUEUE}%", connection=Setting.STORAGE)
+def store_push_in_background(message: func.QueueMessage) -> None:
+    """Store a push that was answered 202. A failure is retried by the queue, then poisoned."""
+    current_receiver().finish(message.get_body().decode("utf-8"), attempt=message.dequeue_count or 1)
+
+
+def _accepted(push: IncomingPush) -> dict[str, Any]:
+    return {
+        "push_id": push.push_id,
+        "status": "accepted",
+        "received": push.sessions,
+        "message": (
+            "the push is archived and will be stored in the background; its outcome goes to its push "
+            f"record: python -m sessions pushes --id {push.push_id}"
+        ),
+    }
+
+
+def _refused(push: IncomingPush, status: int, code: str, message: str) -> func.HttpResponse:
+    push.outcome, push.reason, push.refusal = Outcome.REFUSED, message, code
+    return _error(status, code, message)
+
+
+def _too_large(push: IncomingPush, size: str, limit: int) -> func.HttpResponse:
+    return _refused(
+        push,
+        413,
+        "payload_too_large",
+        f"{size}; the limit is {limit} ({Setting.MAX_BODY_BYTES}): split the push",
+    )
+
+
 def _no_key_reason(unresolved_reference: bool) -> str:
     if unresolved_reference:
         return (
-            "CHARGEPILOT_API_KEYS is an unresolved Key Vault reference (secret missing, or the "
+            f"{Setting.API_KEYS} is an unresolved Key Vault reference (secret missing, or the "
             "identity cannot read it): refusing every push"
         )
-    return "no key in CHARGEPILOT_API_KEYS: refusing every push"
+    return f"no key in {Setting.API_KEYS}: refusing every push"
 
 
 def _is_json_utf8(content_type: str) -> bool:
@@ -108,14 +166,6 @@ def _is_json_utf8(content_type: str) -> bool:
         if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
             return False
     return True
-
-
-def _too_large(size: int, limit: int) -> func.HttpResponse:
-    return _error(
-        413,
-        "payload_too_large",
-        f"body is {size} bytes; the limit is {limit} ({Setting.MAX_BODY_BYTES}): split the push",
-    )
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> func.HttpResponse:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import datetime
 from typing import Any
 
 log = logging.getLogger("sessions")
@@ -45,6 +46,8 @@ EVENT_FIELDS: dict[str, frozenset[str]] = {
     # A stored session sent again with other values: what changed, old and new, in one line.
     "session_updated": frozenset({"push_id", "ChargerID", "TransactionID", "changes"}),
     "health_failed": frozenset({"reason"}),
+    # The push record could not be written (the push itself was answered as its line says).
+    "push_record_not_written": frozenset({"push_id", "reason"}),
     "receiver_not_configured": frozenset({"reason"}),
 }
 # Per push, at most this many session_rejected and session_updated lines each.
@@ -55,4 +58,11 @@ def log_event(event: str, level: int = logging.INFO, **fields: Any) -> None:
     """Log `{"event": event, ...fields}` as one line of JSON (fields that are None left out)."""
     if log.isEnabledFor(level):
         present = {name: value for name, value in fields.items() if value is not None}
-        log.log(level, json.dumps({"event": event, **present}, default=str, ensure_ascii=False))
+        log.log(level, json.dumps({"event": event, **present}, default=_plain, ensure_ascii=False))
+
+
+def _plain(value: Any) -> str:
+    """What JSON cannot hold, as text: instants in ISO 8601 (UTC with Z), the rest as str()."""
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return str(value)

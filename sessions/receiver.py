@@ -1,120 +1,345 @@
-"""The receiver as configured: its keys, its limits and its store, built once per process."""
+"""The receiver as configured: one push from its arrival to its record; health; the background.
+
+A push whose key is accepted is archived first (nothing is processed, or acknowledged, that is
+not durably archived), then read and counted. A push of at most SYNC_MAX_SESSIONS is stored at
+once and answered with the per-session outcome; a larger one, or one that storage cannot finish
+within the deadline, is handed to the background function through the push queue and answered
+"accepted". Every push that passed the key check gets a push record; every request one log line.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 
-from sessions.decoding import InvalidPush
-from sessions.ingest import ingest_push
-from sessions.keys import KeyRing
-from sessions.logs import log_event
-from sessions.results import PushResult
+from sessions import deadline
+from sessions.decoding import InvalidPush, PushBody
+from sessions.ingest import IngestResult, ingest_push
+from sessions.keys import KeyRing, KeyVerdict
+from sessions.logs import MAX_LOGGED_SESSIONS, log_event
 from sessions.settings import Settings
-from sessions.storage import ArchivedPush, ArchiveUnavailable, RawArchive, SessionStore, StorageUnavailable
+from sessions.storage import RawArchive, SessionStore, StorageUnavailable
+from sessions.storage.connection import StorageDeadlineExceeded
+from sessions.storage.pushes import PushRecord, PushRecords
+from sessions.storage.queues import MessageQueue
+
+# A push of more sessions is answered 202 at once and stored in the background.
+SYNC_MAX_SESSIONS = 2000
+# Of the deadline, what is kept back to hand a push to the background and answer.
+_HANDOFF_RESERVE = 0.25
+_HANDOFF_RESERVE_MAX_SECONDS = 2.5
+# Health answers within this, whatever storage does.
+HEALTH_DEADLINE_SECONDS = 5.0
+# Tries of the background function before the Functions host gives a push to the poison queue
+# (host.json extensions.queues.maxDequeueCount; a test keeps the two equal).
+BACKGROUND_ATTEMPTS = 5
+
+
+class Outcome(StrEnum):
+    """What became of a request to push: the log line's and the push record's `outcome`."""
+
+    STORED = "stored"  # taken in full: stored or quarantined (200)
+    ACCEPTED = "accepted"  # archived, to be stored in the background (202)
+    UNAUTHORIZED = "unauthorized"  # no valid key (401)
+    REFUSED = "refused"  # nothing taken: not JSON, too large, wrong type or encoding (4xx)
+    UNAVAILABLE = "unavailable"  # storage did not take it: send it again (503)
+    NOT_CONFIGURED = "not_configured"  # the receiver refuses every push (503)
+    # Background only:
+    FAILED = "failed"  # this try failed; the queue tries again
+    POISONED = "poisoned"  # the last try failed: in the poison queue, an operator must act
+
+
+@dataclass
+class IncomingPush:
+    """One request to push, as it goes: what is known of it so far."""
+
+    push_id: str
+    received_at: datetime
+    started: float
+    key: KeyVerdict | None = None
+    body_bytes: int = 0
+    raw_archive: str | None = None
+    sessions: int | None = None
+    result: IngestResult | None = None
+    outcome: Outcome | None = None
+    reason: str | None = None
+    # Why a push was refused, for the answer: invalid_body, too_many_sessions, payload_too_large...
+    refusal: str | None = None
+    mode: str = "sync"
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
 
 
 class Receiver:
-    """Checks keys, takes pushes and reports health; the HTTP layer only translates."""
+    """Checks keys, takes pushes, finishes large ones in the background, reports health."""
 
-    def __init__(self, settings: Settings, store: SessionStore, archive: RawArchive) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: SessionStore,
+        archive: RawArchive,
+        records: PushRecords,
+        queue: MessageQueue,
+    ) -> None:
         self.settings = settings
         self.keys = KeyRing(settings.api_keys)
         self.store = store
         self.archive = archive
+        self.records = records
+        self.queue = queue
+        self._queue_ready = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Receiver:
-        return cls(settings, SessionStore.connect(settings), RawArchive.connect(settings))
+        storage = settings.require_storage()
+        return cls(
+            settings,
+            SessionStore.connect(settings),
+            RawArchive.connect(settings),
+            PushRecords.connect(settings),
+            MessageQueue.connect(storage, settings.push_queue),
+        )
 
-    def take_push(self, body: bytes, *, content_type: str | None = None) -> PushResult:
-        """Archive one push, ingest it and log its outcome; raises InvalidPush or StorageUnavailable.
+    def close(self) -> None:
+        for client in (self.store, self.archive, self.records, self.queue):
+            client.close()
 
-        Nothing is processed unless its raw body is archived first (ArchiveUnavailable otherwise).
+    # --- a push, from arrival to its record ---------------------------------------------------
+
+    def arrival(self) -> IncomingPush:
+        """A push that just arrived: its id and arrival time."""
+        return IncomingPush(str(uuid.uuid4()), datetime.now(UTC), time.perf_counter())
+
+    def take(self, push: IncomingPush, body: bytes, *, content_type: str | None) -> Outcome:
+        """Archive, read and store (or hand over) a push whose key and size were accepted.
+
+        Sets the push's outcome, result and reason, and returns the outcome. Never raises for
+        what a push or the storage does.
         """
-        push_id = str(uuid.uuid4())
-        received_at = datetime.now(UTC)
-        started = time.perf_counter()
-        outcome = "taken"
-        archived: ArchivedPush | None = None
-        result: PushResult | None = None
-        try:
-            archived = self.archive.store_body(
-                body, push_id=push_id, received_at=received_at, content_type=content_type
-            )
-            result = ingest_push(body, self.store, push_id=push_id, received_at=received_at)
-            return result
-        except InvalidPush as error:
-            outcome = "invalid"
-            log_event("push_invalid", logging.WARNING, push_id=push_id, reason=str(error))
-            raise
-        except ArchiveUnavailable as error:
-            outcome = "archive_unavailable"
-            log_event("push_not_archived", logging.ERROR, push_id=push_id, reason=str(error))
-            raise
-        except StorageUnavailable as error:
-            outcome = "storage_unavailable"
-            log_event("push_not_stored", logging.ERROR, push_id=push_id, reason=str(error))
-            raise
-        finally:
-            if archived is not None:
-                self.archive.record_outcome(archived, outcome, result)
-            self._log_push(
-                push_id,
-                len(body),
-                outcome,
-                result,
-                time.perf_counter() - started,
-                archived.name if archived else None,
-            )
+        push.body_bytes = len(body)
+        with deadline.within(self.settings.push_deadline_seconds):
+            try:
+                archived = self.archive.store_body(
+                    body, push_id=push.push_id, received_at=push.received_at, content_type=content_type
+                )
+                push.raw_archive = archived.name
+                reading = PushBody(body)
+                push.sessions = reading.count(stop_after=self.settings.max_push_sessions)
+                if push.sessions > self.settings.max_push_sessions:
+                    push.refusal = "too_many_sessions"
+                    return self._settle(push, Outcome.REFUSED, _too_many(self.settings.max_push_sessions))
+                if push.sessions > SYNC_MAX_SESSIONS:
+                    return self._hand_over(push, f"{push.sessions} sessions: stored in the background")
+                return self._store_now(push, reading)
+            except InvalidPush as error:
+                push.refusal = "invalid_body"
+                return self._settle(push, Outcome.REFUSED, str(error))
+            except StorageUnavailable as error:
+                return self._settle(push, Outcome.UNAVAILABLE, str(error))
 
-    def check_health(self) -> None:
-        """Raise StorageUnavailable unless the tables (and the archive container) can be reached."""
-        self.store.check_health()
-        self.archive.check_health()
+    def _store_now(self, push: IncomingPush, reading: PushBody) -> Outcome:
+        left = deadline.remaining() or self.settings.push_deadline_seconds
+        reserve = min(left * _HANDOFF_RESERVE, _HANDOFF_RESERVE_MAX_SECONDS)
+        try:
+            with deadline.within(left - reserve):
+                push.result = self._ingest(push, reading)
+        except (deadline.DeadlineExceeded, StorageDeadlineExceeded):
+            # Storage is slow, not failing: the archived push is finished in the background.
+            return self._hand_over(push, "not stored within the deadline: stored in the background")
+        return self._settle(push, Outcome.STORED)
+
+    def _hand_over(self, push: IncomingPush, reason: str) -> Outcome:
+        """Put the archived push on the queue for the background function (raises if it cannot)."""
+        message = {
+            "push_id": push.push_id,
+            "received_at": push.received_at.isoformat(),
+            "raw_archive": push.raw_archive,
+            "body_bytes": push.body_bytes,
+            "key_slot": push.key.slot if push.key else None,
+            "key_fingerprint": push.key.fingerprint if push.key else None,
+        }
+        if not self._queue_ready and not self.settings.require_storage().uses_identity:
+            self.queue.ensure()
+            self._queue_ready = True
+        self.queue.send(json.dumps(message))
+        push.mode = "background"
+        return self._settle(push, Outcome.ACCEPTED, reason)
+
+    def _ingest(self, push: IncomingPush, reading: PushBody) -> IngestResult:
+        return ingest_push(
+            reading,
+            self.store,
+            push_id=push.push_id,
+            received_at=push.received_at,
+            limits=self.settings.limits,
+            raw_archive=push.raw_archive,
+        )
 
     @staticmethod
-    def _log_push(
-        push_id: str,
-        body_bytes: int,
-        outcome: str,
-        result: PushResult | None,
-        seconds: float,
-        archived: str | None,
-    ) -> None:
-        counts = {"received": 0, "stored": 0, "rejected": 0, "duplicates": 0}
+    def _settle(push: IncomingPush, outcome: Outcome, reason: str | None = None) -> Outcome:
+        push.outcome, push.reason = outcome, reason
+        return outcome
+
+    def conclude(self, push: IncomingPush, status: int) -> None:
+        """Log the request's line (and its sessions' lines), and keep the push's record if its key
+        was accepted. A record that cannot be written is logged, never fatal to the answer."""
+        result = push.result
+        counts = result.counts if result is not None else push.counts
         if result is not None:
-            counts = {
-                "received": result.received,
-                "stored": result.stored,
-                "rejected": len(result.rejections),
-                "duplicates": result.duplicates,
-            }
-            for rejection in result.rejections:
-                log_event(
-                    "session_rejected",
-                    logging.WARNING,
-                    push_id=push_id,
-                    index=rejection.index,
-                    ChargerID=rejection.charger_id,
-                    TransactionID=rejection.transaction_id,
-                    reasons=[f"{e.field}: {e.message}" for e in rejection.errors],
-                    quarantine_id=rejection.quarantine_id,
-                )
+            _log_sessions(push.push_id, result)
+        accepted = push.key is not None and push.key.slot is not None
         log_event(
             "push",
+            logging.INFO if status < 400 else logging.WARNING if status < 500 else logging.ERROR,
+            status=status,
+            outcome=str(push.outcome) if push.outcome else None,
+            reason=push.reason,
+            push_id=push.push_id if accepted else None,
+            body_bytes=push.body_bytes if accepted else None,
+            duration_ms=round(push.seconds * 1000, 1),
+            key_slot=push.key.slot if push.key else None,
+            key_fingerprint=push.key.fingerprint if push.key else None,
+            raw_archive=push.raw_archive,
+            **counts,
+        )
+        if accepted:
+            self._record(push, status, counts)
+
+    def _record(self, push: IncomingPush, status: int, counts: Mapping[str, int]) -> None:
+        assert push.key is not None
+        record = PushRecord(
+            push_id=push.push_id,
+            received_at=push.received_at,
+            status=status,
+            outcome=str(push.outcome or ""),
+            body_bytes=push.body_bytes,
+            duration_ms=round(push.seconds * 1000, 1),
+            counts=dict(counts) or ({"received": push.sessions} if push.sessions is not None else {}),
+            raw_archive=push.raw_archive,
+            key_slot=push.key.slot,
+            key_fingerprint=push.key.fingerprint,
+            mode=push.mode,
+            reason=push.reason,
+            finished_at=datetime.now(UTC) if push.mode == "sync" else None,
+        )
+        try:
+            with deadline.within(2.0):
+                self.records.save(record)
+        except StorageUnavailable as error:
+            log_event("push_record_not_written", logging.WARNING, push_id=push.push_id, reason=str(error))
+
+    # --- the background function --------------------------------------------------------------
+
+    def finish(self, message_text: str, *, attempt: int) -> IngestResult:
+        """Store a push that was answered 202 (its queue message), as a live push would be.
+
+        Raises StorageUnavailable when this try fails: the queue tries again, and after the last
+        try the Functions host moves the message to the poison queue (logged, and recorded).
+        """
+        started = time.perf_counter()
+        message = json.loads(message_text)
+        push_id, archive_name = str(message["push_id"]), str(message["raw_archive"])
+        received_at = datetime.fromisoformat(str(message["received_at"]))
+        record = self.records.find(push_id, received_at) or PushRecord(
+            push_id, received_at, 202, str(Outcome.ACCEPTED), int(message.get("body_bytes") or 0), 0.0
+        )
+        record.mode, record.attempts = "background", attempt
+        try:
+            result = ingest_push(
+                self.archive.body_at(archive_name),
+                self.store,
+                push_id=push_id,
+                received_at=received_at,
+                limits=self.settings.limits,
+                raw_archive=archive_name,
+            )
+        except (StorageUnavailable, InvalidPush) as error:
+            last = attempt >= BACKGROUND_ATTEMPTS or isinstance(error, InvalidPush)
+            outcome = Outcome.POISONED if last else Outcome.FAILED
+            log_event(
+                "push_finished",
+                logging.ERROR,
+                push_id=push_id,
+                outcome=str(outcome),
+                reason=str(error),
+                attempt=attempt,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+            record.outcome, record.reason = str(outcome), str(error)
+            self._save_quietly(record)
+            raise StorageUnavailable(str(error)) from error
+        _log_sessions(push_id, result)
+        log_event(
+            "push_finished",
             logging.INFO,
             push_id=push_id,
-            outcome=outcome,
-            body_bytes=body_bytes,
-            duration_ms=round(seconds * 1000, 1),
-            raw_archive=archived,
-            **counts,
+            outcome=str(Outcome.STORED),
+            attempt=attempt,
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            **result.counts,
+        )
+        record.outcome, record.reason, record.counts = str(Outcome.STORED), None, result.counts
+        record.finished_at = datetime.now(UTC)
+        self._save_quietly(record)
+        return result
+
+    def _save_quietly(self, record: PushRecord) -> None:
+        try:
+            self.records.save(record)
+        except StorageUnavailable as error:
+            log_event("push_record_not_written", logging.WARNING, push_id=record.push_id, reason=str(error))
+
+    # --- health -------------------------------------------------------------------------------
+
+    def check_health(self) -> None:
+        """Raise StorageUnavailable unless the tables, the archive and the queue can be reached,
+        within HEALTH_DEADLINE_SECONDS whatever storage does."""
+        with deadline.within(HEALTH_DEADLINE_SECONDS):
+            try:
+                self.store.check_health()
+                self.records.check_health()
+                self.archive.check_health()
+                self.queue.check_health()
+            except deadline.DeadlineExceeded as error:
+                raise StorageDeadlineExceeded(str(error)) from error
+
+
+def _too_many(limit: int) -> str:
+    return f"the push holds more than {limit:,} sessions (MAX_PUSH_SESSIONS): split it"
+
+
+def _log_sessions(push_id: str, result: IngestResult) -> None:
+    """At most MAX_LOGGED_SESSIONS lines each of rejected and of updated sessions."""
+    for rejection in result.rejections[:MAX_LOGGED_SESSIONS]:
+        log_event(
+            "session_rejected",
+            logging.WARNING,
+            push_id=push_id,
+            index=rejection.index,
+            ChargerID=rejection.charger_id,
+            TransactionID=rejection.transaction_id,
+            reasons=[f"{error.field}: {error.message}" for error in rejection.errors],
+            quarantine_id=rejection.quarantine_id,
+        )
+    for update in (result.updates or [])[:MAX_LOGGED_SESSIONS]:
+        log_event(
+            "session_updated",
+            logging.WARNING,
+            push_id=push_id,
+            ChargerID=update.charger_id,
+            TransactionID=update.transaction_id,
+            changes=update.changes,
         )
 
 

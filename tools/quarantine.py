@@ -1,29 +1,38 @@
 """The quarantine, for operators: what was rejected and why, and replaying it with today's rules.
 
-Replay re-validates each quarantined session with today's Session model, stores the ones that
-now pass exactly as the receiver stores them (same entity, same upsert), and only then removes
-them from the quarantine. A crash in between leaves a session in both places; running replay
-again stores it again (the same entity) and removes it. Those that still fail stay, unchanged.
+Replay judges each quarantined session by today's rules and settings, as of when it arrived, and
+stores the ones that now pass exactly as the receiver stores a push (the same identity rules:
+a copy older than the stored one never overwrites it), and only then releases them from the
+quarantine. A crash in between leaves a session in both places; running replay again finds it
+stored already (unchanged) and releases it. Those that still fail stay, with their new reasons.
+
+An overflow entry (the rejected sessions of a push beyond what the quarantine keeps one by one)
+is replayed by re-ingesting its archived push, which is idempotent.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from sessions.model import FieldError, Session, field_errors
-from sessions.storage import SessionStore
-from sessions.storage.entities import EntityRuleError, TableWrite, raw_json_of, session_entity
+from sessions.ingest import ingest_push, store_sessions
+from sessions.model import FieldError, field_errors, validate_session
+from sessions.settings import SessionLimits
+from sessions.storage import RawArchive, SessionStore
+from sessions.storage.entities import EntityRuleError, Identity, TableWrite, raw_json_of, session_entity
+
+# Sessions replayed together (read, judged, stored, released): progress is told per batch.
+REPLAY_BATCH = 100
 
 
 @dataclass(frozen=True)
 class QuarantinedSession:
-    """One rejected session as the quarantine keeps it."""
+    """One rejected session as the quarantine keeps it (or a push's overflow entry)."""
 
     id: str
     received_at: datetime | None
@@ -35,6 +44,9 @@ class QuarantinedSession:
     raw_json: str | None  # None when listed without it
     raw_length: int | None
     raw_truncated: bool
+    # For an overflow entry: how many sessions it stands for, and the archived push holding them.
+    overflow: int | None = None
+    raw_archive: str | None = None
 
     @classmethod
     def from_entity(cls, entity: dict[str, Any]) -> QuarantinedSession:
@@ -54,6 +66,8 @@ class QuarantinedSession:
             raw_json=raw_json_of(entity) if "Raw" in entity else None,
             raw_length=value_of("RawLength"),
             raw_truncated=bool(value_of("RawTruncated")),
+            overflow=value_of("Overflow"),
+            raw_archive=value_of("RawArchive"),
         )
 
     @property
@@ -63,7 +77,7 @@ class QuarantinedSession:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Judgement:
     """What today's rules make of a quarantined session: an entity to store, or the errors."""
 
     write: TableWrite | None
@@ -74,28 +88,39 @@ class AmbiguousId(LookupError):
     """An id prefix that matches more than one quarantined session."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class ReplayOutcome:
-    """What a replay did: stored (and released); released because a later push had already
-    stored the session; still rejected (kept); ids not in the quarantine."""
+    """What a replay did: stored (and released); released because a newer copy of the session was
+    stored already; still rejected (kept, with today's reasons); ids not in the quarantine."""
 
-    stored: tuple[QuarantinedSession, ...]
-    superseded: tuple[QuarantinedSession, ...]
-    still_rejected: tuple[tuple[QuarantinedSession, tuple[FieldError, ...]], ...]
-    not_found: tuple[str, ...]
+    stored: list[QuarantinedSession] = field(default_factory=list)
+    superseded: list[QuarantinedSession] = field(default_factory=list)
+    still_rejected: list[tuple[QuarantinedSession, tuple[FieldError, ...]]] = field(default_factory=list)
+    not_found: list[str] = field(default_factory=list)
+
+    @property
+    def replayed(self) -> int:
+        return len(self.stored) + len(self.superseded) + len(self.still_rejected)
 
 
 class Quarantine:
     """The quarantine table of a store: list, show and replay."""
 
-    def __init__(self, store: SessionStore) -> None:
-        self.store = store
+    def __init__(self, store: SessionStore, archive: RawArchive, limits: SessionLimits) -> None:
+        self.store, self.archive, self.limits = store, archive, limits
 
-    def sessions(self) -> list[QuarantinedSession]:
-        """Every quarantined session (without its raw JSON), newest first."""
-        listed = [QuarantinedSession.from_entity(entity) for entity in self.store.quarantined()]
-        oldest = datetime.min.replace(tzinfo=UTC)
-        return sorted(listed, key=lambda item: (item.received_at or oldest, item.id), reverse=True)
+    def total(self) -> int | None:
+        """How many sessions the quarantine holds (None when it has not counted them yet)."""
+        return self.store.quarantined_count()
+
+    def newest(self, limit: int | None = None) -> Iterator[QuarantinedSession]:
+        """Quarantined sessions without their raw JSON, newest first; only as many are read as taken."""
+        return (QuarantinedSession.from_entity(entity) for entity in self.store.newest_quarantined(limit))
+
+    def of_push(self, push_id: str) -> list[QuarantinedSession]:
+        """The quarantined sessions of one push, in their order in the push."""
+        found = [QuarantinedSession.from_entity(entity) for entity in self.store.quarantined_of_push(push_id)]
+        return sorted(found, key=lambda item: (item.index is None, item.index or 0))
 
     def find(self, id_or_prefix: str) -> QuarantinedSession | None:
         """The session with this id or unique id prefix, raw JSON included; AmbiguousId if several."""
@@ -105,73 +130,122 @@ class Quarantine:
             raise AmbiguousId(f"{id_or_prefix!r} matches {len(found)} quarantined sessions ({ids}...)")
         return QuarantinedSession.from_entity(found[0]) if found else None
 
-    def replay(self, ids: Sequence[str] | None = None, *, now: datetime | None = None) -> ReplayOutcome:
-        """Re-validate the named sessions (all when `ids` is None), store those that pass and
-        release them from the quarantine. Raises StorageUnavailable if storage fails."""
-        now = now or datetime.now(UTC)
-        chosen: dict[str, QuarantinedSession] = {}
-        not_found: list[str] = []
-        everything = (str(entity["RowKey"]) for entity in self.store.quarantined())
-        for quarantine_id in everything if ids is None else ids:
+    def replay(
+        self,
+        ids: Sequence[str] | None = None,
+        *,
+        on_batch: Callable[[ReplayOutcome], None] | None = None,
+    ) -> ReplayOutcome:
+        """Judge the named sessions (all when `ids` is None) by today's rules, store those that
+        pass, release them; `on_batch` hears the running outcome after each batch. Raises
+        StorageUnavailable if storage fails (what is done stays done: run it again)."""
+        outcome = ReplayOutcome()
+        for batch in _batches(self._chosen(ids, outcome), REPLAY_BATCH):
+            sessions = [item for item in batch if item.overflow is None]
+            self._replay_sessions(sessions, outcome)
+            for item in batch:
+                if item.overflow is not None:
+                    self._replay_overflow(item, outcome)
+            if on_batch is not None:
+                on_batch(outcome)
+        return outcome
+
+    def _chosen(self, ids: Sequence[str] | None, outcome: ReplayOutcome) -> Iterator[QuarantinedSession]:
+        if ids is None:
+            # Read page by page as it goes: never the whole quarantine in memory.
+            yield from (
+                QuarantinedSession.from_entity(entity) for entity in self.store.all_quarantined(with_raw=True)
+            )
+            return
+        seen: set[str] = set()
+        for quarantine_id in ids:
             item = self.find(quarantine_id)
             if item is None:
-                not_found.append(quarantine_id)
-            else:
-                chosen.setdefault(item.id, item)
-        stored: list[QuarantinedSession] = []
-        superseded: list[QuarantinedSession] = []
-        still: list[tuple[QuarantinedSession, tuple[FieldError, ...]]] = []
-        for batch in _batches(list(chosen.values()), 100):
-            passing: dict[tuple[str, str], list[tuple[QuarantinedSession, TableWrite]]] = {}
-            for item in batch:
-                verdict = judge(item, now=now)
-                if verdict.write is None:
-                    still.append((item, verdict.errors))
-                else:
-                    key = (verdict.write.partition_key, verdict.write.row_key)
-                    passing.setdefault(key, []).append((item, verdict.write))
-            writes: dict[tuple[str, str], TableWrite] = {}
-            for key, versions in passing.items():
-                # A later push already stored this session (corrected at the source, say):
-                # the quarantined copy is older and must not overwrite it.
-                arrived = max(item.received_at or now for item, _ in versions)
-                stored_at = self.store.received_at_of(*key)
-                if stored_at is not None and stored_at > arrived:
-                    superseded.extend(item for item, _ in versions)
-                else:
-                    # Several quarantined versions of one session: the latest wins, as a re-push would.
-                    writes[key] = max(versions, key=lambda version: version[0].received_at or now)[1]
-            failures = self.store.save_sessions(list(writes.values()))
-            refused = {(failure.partition_key, failure.row_key): failure.message for failure in failures}
-            for key, versions in passing.items():
-                if key in refused:
-                    reason = FieldError("(storage)", f"Table Storage refused this session: {refused[key]}")
-                    still.extend((item, (reason,)) for item, _ in versions)
-                    continue
-                for item, _ in versions:
-                    self.store.release_quarantined(item.id)
-                    if key in writes:
-                        stored.append(item)
-        return ReplayOutcome(tuple(stored), tuple(superseded), tuple(still), tuple(not_found))
+                outcome.not_found.append(quarantine_id)
+            elif item.id not in seen:
+                seen.add(item.id)
+                yield item
+
+    def _replay_sessions(self, items: Sequence[QuarantinedSession], outcome: ReplayOutcome) -> None:
+        passing: dict[Identity, list[tuple[QuarantinedSession, TableWrite]]] = {}
+        for item in items:
+            judged = judge(item, self.limits)
+            if judged.write is None:
+                outcome.still_rejected.append((item, judged.errors))
+                continue
+            identity = (
+                str(judged.write.entity["ChargerID"]),
+                int(judged.write.entity["TransactionID"].value),
+            )
+            passing.setdefault(identity, []).append((item, judged.write))
+        # Several quarantined copies of one session: the latest arrival is the one to store.
+        latest = {identity: max(copies, key=_arrival)[1] for identity, copies in passing.items()}
+        stored = store_sessions(self.store, latest)
+        for identity, copies in passing.items():
+            if identity in stored.refused:
+                reason = FieldError(
+                    "(storage)", f"Table Storage refused this session: {stored.refused[identity]}"
+                )
+                outcome.still_rejected.extend((item, (reason,)) for item, _ in copies)
+                continue
+            superseded = stored.verdicts[identity].kind == "superseded"
+            for item, write in copies:
+                self.store.release_quarantined(item.id, item.received_at)
+                newer_exists = superseded or write is not latest[identity]
+                (outcome.superseded if newer_exists else outcome.stored).append(item)
+
+    def _replay_overflow(self, item: QuarantinedSession, outcome: ReplayOutcome) -> None:
+        """Re-ingest the archived push an overflow entry stands for (idempotent)."""
+        if not item.raw_archive or item.push_id is None or item.received_at is None:
+            reason = FieldError("(push)", "this overflow entry names no archived push to replay")
+            outcome.still_rejected.append((item, (reason,)))
+            return
+        result = ingest_push(
+            self.archive.body_at(item.raw_archive),
+            self.store,
+            push_id=item.push_id,
+            received_at=item.received_at,
+            limits=self.limits,
+            raw_archive=item.raw_archive,
+        )
+        if result.quarantine_overflow:
+            reason = FieldError(
+                "(push)", f"{result.quarantine_overflow} sessions of the push are still rejected"
+            )
+            outcome.still_rejected.append((item, (reason,)))
+            return
+        self.store.release_quarantined(item.id, item.received_at)
+        outcome.stored.append(item)
 
 
-def judge(item: QuarantinedSession, *, now: datetime) -> Verdict:
-    """The quarantined session under today's rules: the entity the receiver would store, or why not."""
+def judge(item: QuarantinedSession, limits: SessionLimits) -> Judgement:
+    """The quarantined session under today's rules, as of when it arrived: the entity the receiver
+    would store, or why not."""
+    if item.overflow is not None:
+        return Judgement(None, item.errors)
     if item.raw_truncated:
         reason = "the quarantine kept only part of this session's JSON: replay it from the raw archive"
-        return Verdict(None, (FieldError("(session)", reason),))
+        return Judgement(None, (FieldError("(session)", reason),))
     try:
         raw = json.loads(item.raw_json or "")
-    except ValueError:
-        return Verdict(None, (FieldError("(session)", "the quarantined JSON cannot be read"),))
+    except (ValueError, RecursionError):
+        return Judgement(None, (FieldError("(session)", "the quarantined JSON cannot be read"),))
+    if not isinstance(raw, dict):
+        return Judgement(None, (FieldError("(session)", "the quarantined JSON is not a session object"),))
+    received_at = item.received_at or datetime.now(UTC)
     try:
-        # The push that delivered it: PushId says which push a stored session came from.
-        write = session_entity(Session.model_validate(raw), received_at=now, push_id=item.push_id or "replay")
+        session = validate_session(raw, limits=limits, received_at=received_at)
+        # Stored as of its arrival, by the push that delivered it: a newer copy is never overwritten.
+        write = session_entity(session, received_at=received_at, push_id=item.push_id or "replay")
     except ValidationError as error:
-        return Verdict(None, tuple(field_errors(error)))
+        return Judgement(None, tuple(field_errors(error)))
     except EntityRuleError as error:
-        return Verdict(None, (FieldError(error.field, error.message),))
-    return Verdict(write, ())
+        return Judgement(None, (FieldError(error.field, error.message),))
+    return Judgement(write, ())
+
+
+def _arrival(copy: tuple[QuarantinedSession, TableWrite]) -> datetime:
+    return copy[0].received_at or datetime.min.replace(tzinfo=UTC)
 
 
 def _errors(text: Any) -> tuple[FieldError, ...]:
@@ -188,6 +262,12 @@ def _errors(text: Any) -> tuple[FieldError, ...]:
     )
 
 
-def _batches(items: Sequence[QuarantinedSession], size: int) -> Iterable[Sequence[QuarantinedSession]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _batches(items: Iterable[QuarantinedSession], size: int) -> Iterator[list[QuarantinedSession]]:
+    batch: list[QuarantinedSession] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

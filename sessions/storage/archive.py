@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import logging
 import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
 
-from sessions.logs import log_event
-from sessions.results import PushResult
 from sessions.settings import Settings
-from sessions.storage.connection import StorageUnavailable, blob_service, brief_error, storage_errors
+from sessions.storage.connection import StorageUnavailable, blob_service, storage_errors
 
 _NAME = re.compile(
     r"^(?P<day>\d{4}/\d{2}/\d{2})/(?P<time>\d{6}\.\d{6})Z-(?P<push_id>[0-9A-Za-z-]{1,64})\.json\.gz$"
@@ -37,7 +34,8 @@ class ArchiveUnavailable(StorageUnavailable):
 
 @dataclass(frozen=True)
 class ArchivedPush:
-    """One archived push: where it is, which push it was, when it arrived, what became of it."""
+    """One archived push: where it is, which push it was, when it arrived (its outcome is in its
+    push record: blobs are written once, never changed)."""
 
     name: str
     push_id: str
@@ -45,8 +43,10 @@ class ArchivedPush:
     metadata: dict[str, str]
 
     @property
-    def outcome(self) -> str:
-        return self.metadata.get("outcome", "unknown")
+    def size(self) -> int | None:
+        """The body's size in bytes, as archived."""
+        size = self.metadata.get("size", "")
+        return int(size) if size.isdigit() else None
 
 
 def archive_name(received_at: datetime, push_id: str) -> str:
@@ -67,23 +67,28 @@ def parse_archive_name(name: str) -> tuple[datetime, str] | None:
 class RawArchive:
     """The archive container: push bodies in, archived pushes out (for audit and replay)."""
 
-    def __init__(self, service: BlobServiceClient, container: str) -> None:
+    def __init__(self, service: BlobServiceClient, container: str, *, create_container: bool = True) -> None:
         self._service = service
         self.container: ContainerClient = service.get_container_client(container)
+        # In Azure, Bicep creates the container (with its immutability policy); locally the app does.
+        self._create_container = create_container
         self._container_ready = False
         self._container_lock = threading.Lock()
 
     @classmethod
     def connect(cls, settings: Settings) -> RawArchive:
         """An archive for the configured account and container (no request is made yet)."""
-        return cls(blob_service(settings.require_storage()), settings.raw_archive_container)
+        storage = settings.require_storage()
+        return cls(
+            blob_service(storage), settings.raw_archive_container, create_container=not storage.uses_identity
+        )
 
     def close(self) -> None:
         self._service.close()
 
     def ensure_container(self) -> None:
         """Create the container when missing (once per process; again after it disappears)."""
-        if self._container_ready:
+        if self._container_ready or not self._create_container:
             return
         with self._container_lock:
             where = f"cannot create container {self.container.container_name}"
@@ -114,9 +119,9 @@ class RawArchive:
             "received_at": received_at.astimezone(UTC).isoformat(),
             "content_type": _metadata_value(content_type or ""),
             "size": str(len(body)),
-            "outcome": "received",
         }
-        compressed = gzip.compress(body, compresslevel=6, mtime=0)
+        # The fastest level: a push is answered within its deadline, and JSON still shrinks fivefold.
+        compressed = gzip.compress(body, compresslevel=1, mtime=0)
         self.ensure_container()
         with storage_errors(f"archive {name}", ArchiveUnavailable):
             try:
@@ -138,27 +143,6 @@ class RawArchive:
                 overwrite=False,
                 metadata=metadata,
                 content_settings=ContentSettings(content_type="application/gzip"),
-            )
-
-    def record_outcome(self, push: ArchivedPush, outcome: str, result: PushResult | None) -> None:
-        """Add what became of the push to its blob's metadata.
-
-        The body is already safe, so a failure here only loses the label: it is logged, not raised.
-        """
-        metadata = {**push.metadata, "outcome": outcome}
-        if result is not None:
-            metadata.update(
-                received=str(result.received), stored=str(result.stored), rejected=str(len(result.rejections))
-            )
-        try:
-            self.container.get_blob_client(push.name).set_blob_metadata(metadata)
-        except AzureError as error:
-            log_event(
-                "archive_outcome_not_recorded",
-                logging.WARNING,
-                blob=push.name,
-                outcome=outcome,
-                reason=brief_error(error),
             )
 
     def pushes_between(self, start: datetime, end: datetime) -> Iterator[ArchivedPush]:
@@ -185,10 +169,10 @@ class RawArchive:
                 return []  # no container: nothing was ever archived
         return sorted(found, key=lambda push: push.name)
 
-    def body_of(self, push: ArchivedPush) -> bytes:
-        """The push body exactly as it arrived."""
-        with storage_errors(f"cannot read {push.name}", ArchiveUnavailable):
-            return gzip.decompress(self.container.download_blob(push.name).readall())
+    def body_at(self, name: str) -> bytes:
+        """The push body archived under `name`, exactly as it arrived."""
+        with storage_errors(f"cannot read {name}", ArchiveUnavailable):
+            return gzip.decompress(self.container.download_blob(name).readall())
 
 
 def _metadata_value(text: str) -> str:

@@ -18,6 +18,7 @@ from azure.storage.blob import BlobServiceClient, LinearRetry
 from azure.storage.queue import LinearRetry as QueueLinearRetry
 from azure.storage.queue import QueueServiceClient
 
+from sessions import deadline
 from sessions.settings import Setting, SettingsError, StorageConnection
 
 # Azurite's well-known development account (public, documented, not a secret).
@@ -30,17 +31,20 @@ DEVELOPMENT_STORAGE = (
     f"TableEndpoint=http://127.0.0.1:10002/{AZURITE_ACCOUNT};"
 )
 
-# Fail well inside the sender's patience (and the 230 s of the Azure front end) when storage
-# is down: a few quick retries, short connect timeout, bounded read timeout.
+# Each request to storage waits at most this long to connect and for each read, and never longer
+# than the current deadline leaves (sessions/deadline.py): a hanging storage cannot hold an answer.
+CONNECT_TIMEOUT_SECONDS = 5.0
+READ_TIMEOUT_SECONDS = 30.0
+# A few quick retries, short pauses: a storage that is down is answered 503 within seconds.
 TABLE_CLIENT_OPTIONS: dict[str, Any] = {
     "retry_total": 3,
     "retry_connect": 3,
     "retry_read": 2,
     "retry_status": 3,
     "retry_backoff_factor": 0.4,
-    "retry_backoff_max": 4,
-    "connection_timeout": 5,
-    "read_timeout": 30,
+    "retry_backoff_max": 2,
+    "connection_timeout": CONNECT_TIMEOUT_SECONDS,
+    "read_timeout": READ_TIMEOUT_SECONDS,
 }
 # The newest Blob API version that Azurite (package.json) serves, so that what runs in Azure is
 # what the tests ran; the SDK's own default is newer than any Azurite release yet.
@@ -54,6 +58,26 @@ _EXPLICIT_ENDPOINTS = ("BlobEndpoint", "QueueEndpoint", "TableEndpoint", "FileEn
 
 class StorageUnavailable(Exception):
     """Storage could not be reached or did not take every write; a retry of the push is safe."""
+
+
+class StorageDeadlineExceeded(StorageUnavailable):
+    """The answer's deadline passed before storage had done its part: nothing more was sent."""
+
+
+def within_deadline(request: Any) -> None:
+    """Before each try of each storage request (the SDKs' raw_request_hook, called after their
+    retry policy): give it at most the time the deadline leaves, and none once it has passed.
+
+    Raising here (not an AzureError) also stops the SDK's retries.
+    """
+    left = deadline.remaining()
+    if left is None:
+        return
+    if left <= 0:
+        raise StorageDeadlineExceeded("the answer's deadline passed before storage answered")
+    options = request.context.options
+    options["connection_timeout"] = min(options.get("connection_timeout") or CONNECT_TIMEOUT_SECONDS, left)
+    options["read_timeout"] = min(options.get("read_timeout") or READ_TIMEOUT_SECONDS, left)
 
 
 def brief_error(error: AzureError) -> str:
@@ -94,12 +118,15 @@ def table_service(storage: StorageConnection) -> TableServiceClient:
     """A Table service client for the configured connection, with bounded retries and timeouts."""
     if storage.connection_string is not None:
         return TableServiceClient.from_connection_string(
-            resolve_connection_string(storage.connection_string), **TABLE_CLIENT_OPTIONS
+            resolve_connection_string(storage.connection_string),
+            raw_request_hook=within_deadline,
+            **TABLE_CLIENT_OPTIONS,
         )
     assert storage.table_service_uri is not None
     return TableServiceClient(
         endpoint=storage.table_service_uri,
         credential=storage_credential(storage),
+        raw_request_hook=within_deadline,
         **TABLE_CLIENT_OPTIONS,
     )
 
@@ -109,10 +136,11 @@ def blob_service(storage: StorageConnection) -> BlobServiceClient:
     # The SDK's default retry waits 15 s and more between tries: a few quick ones, then 503,
     # as for the tables, well inside the sender's patience.
     options: dict[str, Any] = {
-        "connection_timeout": 5,
-        "read_timeout": 30,
+        "connection_timeout": CONNECT_TIMEOUT_SECONDS,
+        "read_timeout": READ_TIMEOUT_SECONDS,
         "api_version": BLOB_API_VERSION,
         "retry_policy": LinearRetry(backoff=1, random_jitter_range=1, retry_total=2),
+        "raw_request_hook": within_deadline,
     }
     if storage.connection_string is not None:
         return BlobServiceClient.from_connection_string(
@@ -130,11 +158,13 @@ def queue_service(storage: StorageConnection, setting: str = Setting.STORAGE) ->
     otherwise send queue requests to the public `<account>.queue.core.windows.net`.
     """
     options: dict[str, Any] = {
-        "connection_timeout": 5,
-        "read_timeout": 30,
+        "connection_timeout": CONNECT_TIMEOUT_SECONDS,
+        "read_timeout": READ_TIMEOUT_SECONDS,
         "api_version": QUEUE_API_VERSION,
         # As for the blobs: a few quick tries, not the SDK's 15 s and more between them.
         "retry_policy": QueueLinearRetry(backoff=1, random_jitter_range=1, retry_total=2),
+        # Sent on the push's request path (a push handed to the background): under its deadline.
+        "raw_request_hook": within_deadline,
     }
     if storage.connection_string is not None:
         connection_string = resolve_connection_string(storage.connection_string)

@@ -157,7 +157,7 @@ def rejection_entity(rejection: Rejection, *, received_at: datetime, push_id: st
         entity["ChargerID"] = rejection.charger_id
     if rejection.transaction_id is not None:
         entity["TransactionID"] = EntityProperty(rejection.transaction_id, EdmType.INT64)
-    raw = compact_json(rejection.raw)
+    raw = rejection.raw_json
     entity["RawLength"] = EntityProperty(len(raw), EdmType.INT64)
     entity["RawTruncated"] = False
     budget = MAX_ENTITY_BYTES - entity_size(entity) - 4096
@@ -170,6 +170,35 @@ def rejection_entity(rejection: Rejection, *, received_at: datetime, push_id: st
         entity["Raw" if number == 0 else f"Raw{number}"] = chunk
         budget -= cost
     return TableWrite(entity, check_entity(entity))
+
+
+def overflow_entity(
+    *, push_id: str, received_at: datetime, count: int, kept: int, raw_archive: str | None
+) -> TableWrite:
+    """The one quarantine entry that stands for the rejected sessions of a push beyond those kept
+    one by one: how many, and the archived body that holds them all (replaying it replays them)."""
+    message = (
+        f"{count} more rejected sessions of this push, beyond the {kept} the quarantine keeps one by one "
+        "for a push: the raw archive holds the whole push; `rejected replay` of this entry replays it"
+    )
+    entity: dict[str, Any] = {
+        "PartitionKey": QUARANTINE_PARTITION,
+        "RowKey": overflow_id(push_id),
+        "ReceivedAt": received_at,
+        "PushId": push_id,
+        "Overflow": EntityProperty(count, EdmType.INT64),
+        "Errors": compact_json([{"field": "(push)", "message": message}]),
+        "RawLength": EntityProperty(0, EdmType.INT64),
+        "RawTruncated": True,
+    }
+    if raw_archive:
+        entity["RawArchive"] = raw_archive
+    return TableWrite(entity, check_entity(entity))
+
+
+def overflow_id(push_id: str) -> str:
+    """The quarantine id of a push's overflow entry (no content hash: one per push)."""
+    return f"push-{push_id.lower()}"
 
 
 def raw_json_of(entity: dict[str, Any]) -> str:
@@ -241,6 +270,123 @@ def _utf16_bytes(text: str) -> int:
     if text.isascii():
         return 2 * len(text)
     return len(text.encode("utf-16-le", "surrogatepass"))
+
+
+# --- identity: one record per (ChargerID, TransactionID), whatever month StartAt falls in ------
+#
+# A session's record lives in its *home* partition: the UTC month of StartAt when it was first
+# stored. The index table says, for each identity, which partition that is (written once, with
+# an insert that only one writer can win). A correction that moves StartAt into another month
+# rewrites the record in place; a *moved* pointer under the new month lets that month's export
+# find it. docs/decisions/identity-across-months.md has the why and the costs.
+
+Identity = tuple[str, int]  # (ChargerID, TransactionID)
+# Index partitions: TransactionIDs by the million, so the sessions of one push (near ids) share one.
+_INDEX_BUCKET = 1_000_000
+INDEX_PREFIX = "txn-"
+MOVED_PREFIX = "moved-"
+
+
+def identity_of(entity: dict[str, Any]) -> Identity:
+    """The (ChargerID, TransactionID) of a session entity (from its RowKey, which always has both)."""
+    return split_session_row_key(str(entity["RowKey"]))
+
+
+def index_partition(transaction_id: int) -> str:
+    """The index partition of a TransactionID: `txn-` and its millions, zero-padded to sort."""
+    return f"{INDEX_PREFIX}{transaction_id // _INDEX_BUCKET:013d}"
+
+
+def index_row_key(identity: Identity) -> str:
+    """The zero-padded TransactionID first (a push's ids make one range), then the ChargerID."""
+    charger_id, transaction_id = identity
+    return f"{transaction_id:0{TRANSACTION_DIGITS}d}_{escape_key(charger_id)}"
+
+
+def index_range(first: int, last: int) -> tuple[str, str]:
+    """RowKey bounds, lower included and upper excluded, of every index entry of the ids first..last."""
+    # "`" is the character after "_": every key "<last>_..." sorts below "<last>`".
+    return f"{first:0{TRANSACTION_DIGITS}d}_", f"{last:0{TRANSACTION_DIGITS}d}`"
+
+
+def index_entity(identity: Identity, home: str) -> dict[str, Any]:
+    """The index entry of an identity: the partition that holds its one record."""
+    charger_id, transaction_id = identity
+    return {
+        "PartitionKey": index_partition(transaction_id),
+        "RowKey": index_row_key(identity),
+        "Home": home,
+        "ChargerID": charger_id,
+        "TransactionID": EntityProperty(transaction_id, EdmType.INT64),
+    }
+
+
+def moved_pointer(month: str, home: str, identity: Identity) -> dict[str, Any]:
+    """The pointer, under the month StartAt now falls in, to a record kept in another month."""
+    return {
+        "PartitionKey": f"{MOVED_PREFIX}{month}",
+        "RowKey": f"{home}_{session_row_key(*identity)}",
+        "Home": home,
+    }
+
+
+def start_month(entity: dict[str, Any]) -> str:
+    """The UTC month of a session entity's StartAt (what its pointer, if any, is filed under)."""
+    value = entity["StartAt"]
+    return month_partition(value if isinstance(value, datetime) else datetime.fromisoformat(str(value)))
+
+
+def billable_values(entity: dict[str, Any]) -> dict[str, Any]:
+    """What the sender sent of a session entity, comparable between a new one and a stored one:
+    the nine fields and the extra fields (timestamps as UTC instants, an absent property as None)."""
+    session = stored_session(entity)
+    return {name: session[name] for name in (*SESSION_FIELDS, "Extra")}
+
+
+def changed_fields(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[Any]]:
+    """Field -> [old, new] of what differs between two sessions' billable values."""
+    before, after = billable_values(old), billable_values(new)
+    return {name: [before[name], after[name]] for name in before if before[name] != after[name]}
+
+
+# --- the quarantine's own bookkeeping, in its one partition -----------------------------------
+# Besides the rejected sessions (keyed by content), the partition holds a count of them and an
+# arrival list (newest first), so that `rejected list` reads only what it shows. Both change in
+# the same entity-group transactions as the sessions they count: they cannot drift apart.
+QUARANTINE_COUNT_KEY = "~count"
+_ARRIVAL_PREFIX = "~arrived-"
+# Arrival keys count down from here, so that the newest sorts first.
+_LAST_MICROSECOND = 10**17
+
+
+def quarantine_count(count: int) -> dict[str, Any]:
+    return {
+        "PartitionKey": QUARANTINE_PARTITION,
+        "RowKey": QUARANTINE_COUNT_KEY,
+        "Count": EntityProperty(count, EdmType.INT64),
+    }
+
+
+def arrival_row_key(received_at: datetime, quarantine_id: str) -> str:
+    """Newest first: microseconds since 1970 counted down, then the quarantine id."""
+    micros = int((received_at.astimezone(UTC) - _EPOCH).total_seconds() * 1_000_000)
+    return f"{_ARRIVAL_PREFIX}{_LAST_MICROSECOND - micros:017d}-{quarantine_id}"
+
+
+def arrival_range() -> tuple[str, str]:
+    """RowKey bounds of the arrival list (lower included, upper excluded)."""
+    return _ARRIVAL_PREFIX, _ARRIVAL_PREFIX[:-1] + "."
+
+
+def arrival_entity(received_at: datetime, quarantine_id: str) -> dict[str, Any]:
+    return {
+        "PartitionKey": QUARANTINE_PARTITION,
+        "RowKey": arrival_row_key(received_at, quarantine_id),
+        "QuarantineId": quarantine_id,
+    }
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # The sender's nine fields, in the order of ChargePilot's Push-API article.

@@ -18,6 +18,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tools.commands.report",
     "tools.commands.rejected",
     "tools.commands.archive",
+    "tools.commands.pushes",
+    "tools.commands.index",
 )
 
 

@@ -35,8 +35,9 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         "replay",
         help="re-ingest the archived pushes of a period (idempotent)",
         description="Re-ingest every push archived in the period, oldest first, through the same "
-        "validation and storage as a live push. Safe to repeat: sessions and quarantine entries are "
-        "written idempotently.",
+        "validation and storage as a live push, as of its arrival: a session stored since by a "
+        "newer push is not overwritten (it is counted as skipped as older). Safe to repeat: "
+        "sessions and quarantine entries are written idempotently.",
     )
     _add_window(replay)
     replay.set_defaults(run=replay_pushes)
@@ -67,6 +68,8 @@ class ReplayTally:
     invalid: int = 0
     received: int = 0
     stored: int = 0
+    updated: int = 0
+    superseded: int = 0
     rejected: int = 0
 
 
@@ -79,7 +82,8 @@ def list_pushes(arguments: argparse.Namespace) -> int:
     try:
         for push in archive.pushes_between(*window):
             count += 1
-            print(f"{push.name}  {push.metadata.get('size', '?')} bytes  {push.outcome}")
+            size = f"{push.size:,} bytes" if push.size is not None else "? bytes"
+            print(f"{push.name}  {size}")
     except StorageUnavailable as error:
         print(f"error: storage: {error}", file=sys.stderr)
         return 1
@@ -102,7 +106,12 @@ def replay_pushes(arguments: argparse.Namespace) -> int:
             tally.pushes += 1
             try:
                 result = ingest_push(
-                    archive.body_of(push), store, push_id=push.push_id, received_at=push.received_at
+                    archive.body_at(push.name),
+                    store,
+                    push_id=push.push_id,
+                    received_at=push.received_at,
+                    limits=settings.limits,
+                    raw_archive=push.name,
                 )
             except InvalidPush as error:
                 tally.invalid += 1
@@ -110,10 +119,13 @@ def replay_pushes(arguments: argparse.Namespace) -> int:
                 continue
             tally.received += result.received
             tally.stored += result.stored
-            tally.rejected += len(result.rejections)
+            tally.updated += result.updated
+            tally.superseded += result.superseded
+            tally.rejected += result.rejected
             print(
-                f"{push.name}  received {result.received}, stored {result.stored}, "
-                f"rejected {len(result.rejections)}"
+                f"{push.name}  received {result.received}, stored {result.stored} "
+                f"({result.updated} updated), skipped as older {result.superseded}, "
+                f"rejected {result.rejected}"
             )
     except StorageUnavailable as error:
         print(f"error: storage unavailable, replay stopped (run it again): {error}", file=sys.stderr)
@@ -123,7 +135,8 @@ def replay_pushes(arguments: argparse.Namespace) -> int:
         store.close()
     print(
         f"replayed {tally.pushes} archived pushes from {window[0].isoformat()} to {window[1].isoformat()}: "
-        f"{tally.received} sessions received, {tally.stored} stored, {tally.rejected} rejected; "
+        f"{tally.received} sessions received, {tally.stored} stored ({tally.updated} updated), "
+        f"{tally.superseded} skipped as older than the copy stored, {tally.rejected} rejected; "
         f"{tally.invalid} pushes were not a push"
     )
     return 0
