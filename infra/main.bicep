@@ -150,14 +150,12 @@ param alertEmail string = ''
 @description('Hours without an accepted push (200 or 202) before the silence alert fires. ChargePilot pushes hourly.')
 param silenceAlertHours int = 3
 
-@minLength(2)
-@description('Locations of the availability test on /api/health (Application Insights test location ids).')
+@minLength(3)
+@description('Locations of the availability test on /api/health (Application Insights test location ids; the alert fires when two fail). Each location probes every five minutes, billed per probe.')
 param availabilityTestLocations array = [
   'emea-nl-ams-azr'
   'emea-gb-db3-azr'
-  'emea-se-sto-edge'
   'us-va-ash-azr'
-  'apac-sg-sin-azr'
 ]
 
 @description('Optional object id of the operator (you, or a pipeline): gets Key Vault Secrets Officer (to put the key), Storage Table Data Reader (to export sessions) and Storage Blob Data Reader on the archive. Empty: none.')

@@ -20,7 +20,7 @@ param availabilityTestName string
 @description('https URL of GET /api/health (answers without a key, shows no data).')
 param healthUrl string
 
-@minLength(2)
+@minLength(3)
 @description('Application Insights availability test location ids.')
 param availabilityTestLocations array
 

@@ -1,36 +1,58 @@
-"""The Bicep in infra/, read statically: it parses, it sets exactly the settings the code reads,
-and it keeps the promises a security reviewer signs off (no keys, no secrets in files, TLS 1.2).
+"""The Bicep in infra/, read statically: it parses; every resource body has the shape of its REST
+model; nothing Flex Consumption refuses is set; modules are called as declared; it sets exactly the
+settings the code reads; it keeps the promises a security reviewer signs off (no keys, scoped
+roles, the lock, the immutable archive); its alerts read the fields the code logs; and the deploy
+guide names only what is real.
 
-Nothing here reaches Azure or runs a program: tests/infra runs checkov.
+The checks of tests/helpers/bicep.py are each also run on a copy of the templates broken on
+purpose, to show that they fail. Nothing here reaches Azure or runs a program: tests/infra runs
+checkov.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from sessions.logs import EVENT_FIELDS
 from sessions.settings import APP_SETTINGS, STORAGE_IDENTITY_SUFFIXES, Setting, Settings
 from tests.helpers import PROJECT
 from tests.helpers.bicep import (
     BICEP_FILES,
+    FLEX_DEPRECATED_APP_SETTINGS,
+    FLEX_DEPRECATED_SITE_PROPERTIES,
     INFRA,
     MAIN,
     PARAMETER_FILES,
+    accessor_path,
+    declared_resources,
+    decorator,
+    flex_deprecation_problems,
     function_app_settings,
+    is_expression,
+    module_contract_problems,
     only,
     parsed,
+    property_read_problems,
     resources_of_type,
+    rest_model,
     sample_values,
     secure_parameters,
+    type_problems,
+    unwrapped,
 )
 
-DEPLOY_DOC = PROJECT / "README.md"  # its "Deploy to Azure" section
+DEPLOY_GUIDE = PROJECT / "docs" / "deploy.md"
+MODULES = INFRA / "modules"
 
 # Settings that the Functions host and the Application Insights agent read in Azure (not our code).
-# Host storage is blobs only: with HTTP triggers alone the host needs no queue or table service.
+# Host storage is blobs only: the queue trigger uses the app's own connection (SESSIONS_STORAGE).
 HOST_SETTINGS_IN_AZURE = frozenset(
     {
         "AzureWebJobsStorage__credential",
@@ -43,6 +65,49 @@ HOST_SETTINGS_IN_AZURE = frozenset(
 # Settings that Core Tools needs locally; on Flex Consumption the runtime is in functionAppConfig.
 HOST_SETTINGS_LOCAL = frozenset({"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage"})
 STORAGE_IDENTITY_SETTINGS = frozenset(f"{Setting.STORAGE}__{suffix}" for suffix in STORAGE_IDENTITY_SUFFIXES)
+
+# The main.bicep parameter behind each setting, so that its default is the code's default.
+BICEP_PARAMETER_OF_SETTING = {
+    Setting.SESSIONS_TABLE: "sessionsTableName",
+    Setting.REJECTED_TABLE: "rejectedTableName",
+    Setting.SESSION_INDEX_TABLE: "sessionIndexTableName",
+    Setting.PUSHES_TABLE: "pushesTableName",
+    Setting.RAW_ARCHIVE_CONTAINER: "rawArchiveContainerName",
+    Setting.PUSH_QUEUE: "pushQueueName",
+    Setting.MAX_BODY_BYTES: "maxBodyBytes",
+    Setting.MAX_PUSH_SESSIONS: "maxPushSessions",
+    Setting.PUSH_DEADLINE_SECONDS: "pushDeadlineSeconds",
+    Setting.SESSION_MAX_ENERGY_KWH: "sessionMaxEnergyKwh",
+    Setting.SESSION_MAX_POWER_KW: "sessionMaxPowerKw",
+    Setting.SESSION_MAX_DAYS: "sessionMaxDays",
+    Setting.SESSION_MAX_FUTURE_HOURS: "sessionMaxFutureHours",
+    Setting.SESSION_EARLIEST_START: "sessionEarliestStart",
+}
+
+
+def main_parameters() -> dict[str, Any]:
+    parameters: dict[str, Any] = parsed(MAIN)["parameters"]
+    return parameters
+
+
+# --- a copy of the templates, broken on purpose -----------------------------------------
+
+
+@pytest.fixture
+def broken(tmp_path: Path) -> Any:
+    """A copy of infra/ and a function that replaces one text in one of its files."""
+    copy = tmp_path / "infra"
+    shutil.copytree(INFRA, copy)
+
+    def replace(relative: str, old: str, new: str) -> Path:
+        path = copy / relative
+        text = path.read_text(encoding="utf-8")
+        assert text.count(old) == 1, f"{relative} should hold {old!r} exactly once"
+        path.write_text(text.replace(old, new), encoding="utf-8")
+        return copy
+
+    return replace
+
 
 # --- parsing ----------------------------------------------------------------------------
 
@@ -65,6 +130,321 @@ def test_no_registry_modules() -> None:
         assert "br:" not in path.read_text(encoding="utf-8"), path.name
 
 
+# --- Flex Consumption: what the service refuses -----------------------------------------
+
+
+def test_no_site_property_or_app_setting_on_the_flex_consumption_deprecation_list() -> None:
+    assert flex_deprecation_problems() == []
+
+
+def test_the_deprecation_list_names_what_the_issue_names() -> None:
+    assert {
+        "ftpsState",
+        "linuxFxVersion",
+        "alwaysOn",
+        "use32BitWorkerProcess",
+    } <= FLEX_DEPRECATED_SITE_PROPERTIES
+    assert {
+        "FUNCTIONS_WORKER_RUNTIME",
+        "FUNCTIONS_EXTENSION_VERSION",
+        "WEBSITE_RUN_FROM_PACKAGE",
+        "WEBSITE_CONTENTSHARE",
+        "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
+    } <= FLEX_DEPRECATED_APP_SETTINGS
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "found"),
+    [
+        (
+            "      http20Enabled: true\n",
+            "      http20Enabled: true\n      ftpsState: 'Disabled'\n",
+            "ftpsState",
+        ),
+        (
+            "      http20Enabled: true\n",
+            "      http20Enabled: true\n      linuxFxVersion: 'Python|3.11'\n",
+            "linuxFxVersion",
+        ),
+        ("      http20Enabled: true\n", "      http20Enabled: true\n      alwaysOn: false\n", "alwaysOn"),
+        (
+            "    httpsOnly: true\n",
+            "    httpsOnly: true\n    vnetRouteAllEnabled: true\n",
+            "vnetRouteAllEnabled",
+        ),
+        (
+            "      appSettings: [\n",
+            "      appSettings: [\n        {\n          name: 'FUNCTIONS_WORKER_RUNTIME'\n"
+            "          value: 'python'\n        }\n",
+            "FUNCTIONS_WORKER_RUNTIME",
+        ),
+        (
+            "      appSettings: [\n",
+            "      appSettings: [\n        {\n          name: 'WEBSITE_RUN_FROM_PACKAGE'\n"
+            "          value: '1'\n        }\n",
+            "WEBSITE_RUN_FROM_PACKAGE",
+        ),
+    ],
+    ids=[
+        "ftpsState",
+        "linuxFxVersion",
+        "alwaysOn",
+        "vnetRouteAllEnabled",
+        "FUNCTIONS_WORKER_RUNTIME",
+        "RUN_FROM_PACKAGE",
+    ],
+)
+def test_the_deprecation_check_fails_on_a_refused_property_or_setting(
+    broken: Any, old: str, new: str, found: str
+) -> None:
+    copy = broken("modules/functionapp.bicep", old, new)
+    problems = flex_deprecation_problems(copy)
+    assert any(found in problem for problem in problems), problems
+
+
+# --- every resource body against its REST model ------------------------------------------
+
+
+def test_every_resource_type_and_api_version_has_its_rest_model() -> None:
+    missing = [resource.where for resource in declared_resources() if rest_model(resource) is None]
+    assert missing == [], "add the REST model (and its azure-mgmt-* pin) to REST_MODELS"
+
+
+def test_every_resource_body_has_the_shape_of_its_rest_model() -> None:
+    assert type_problems() == []
+
+
+def test_every_property_read_exists_in_the_rest_model() -> None:
+    assert property_read_problems() == []
+
+
+@pytest.mark.parametrize(
+    ("relative", "old", "new", "found"),
+    [
+        # A misspelt property (a case slip the service would not forgive).
+        (
+            "modules/functionapp.bicep",
+            "instanceMemoryMB: instanceMemoryMB",
+            "instanceMemoryMb: instanceMemoryMB",
+            "scaleAndConcurrency.instanceMemoryMb",
+        ),
+        # A setting under the wrong object: httpsOnly belongs to the site, not to siteConfig.
+        (
+            "modules/functionapp.bicep",
+            "    httpsOnly: true\n    publicNetworkAccess: 'Enabled'\n    clientCertEnabled: false\n",
+            "    publicNetworkAccess: 'Enabled'\n    clientCertEnabled: false\n",
+            "",
+        ),
+        # And the other way round: minTlsVersion belongs to siteConfig, not to the site.
+        (
+            "modules/functionapp.bicep",
+            "    clientCertEnabled: false\n",
+            "    clientCertEnabled: false\n    minTlsVersion: '1.2'\n",
+            "properties.minTlsVersion",
+        ),
+        # Inside a polymorphic object: the Event Grid destination chosen by its endpointType.
+        (
+            "modules/keyvault.bicep",
+            "        severity: 'Sev2'",
+            "        sevrity: 'Sev2'",
+            "destination.properties.sevrity",
+        ),
+        # Inside a list item.
+        (
+            "modules/monitoring.bicep",
+            "useCommonAlertSchema: true",
+            "useCommonAlertScheme: true",
+            "useCommonAlertScheme",
+        ),
+        # A property only Azure sets.
+        (
+            "modules/functionapp.bicep",
+            "    httpsOnly: true\n",
+            "    httpsOnly: true\n    defaultHostName: 'x'\n",
+            "read-only",
+        ),
+        # An object where the model has a value.
+        (
+            "modules/storage.bicep",
+            "      days: blobRetentionDays\n    }\n    containerDelete",
+            "      days: {\n        value: 7\n      }\n    }\n    containerDelete",
+            "deleteRetentionPolicy.days",
+        ),
+        # An API version with no model of its own.
+        (
+            "modules/identity.bicep",
+            "userAssignedIdentities@2023-01-31",
+            "userAssignedIdentities@2023-07-31-preview",
+            "no REST model",
+        ),
+    ],
+    ids=[
+        "misspelt",
+        "under-siteConfig",
+        "above-siteConfig",
+        "discriminated",
+        "list-item",
+        "read-only",
+        "object-for-value",
+        "api-version",
+    ],
+)
+def test_the_type_check_fails_on_a_broken_copy(
+    broken: Any, relative: str, old: str, new: str, found: str
+) -> None:
+    copy = broken(relative, old, new)
+    if not found:  # the setting taken out above is put back under siteConfig
+        copy = broken(
+            relative, "      http20Enabled: true\n", "      http20Enabled: true\n      httpsOnly: true\n"
+        )
+        found = "siteConfig.httpsOnly"
+    problems = type_problems(copy)
+    assert any(found in problem for problem in problems), problems
+
+
+def test_the_property_read_check_fails_on_a_misspelt_read(broken: Any) -> None:
+    copy = broken("modules/storage.bicep", "primaryEndpoints.queue\n", "primaryEndpoints.queues\n")
+    problems = property_read_problems(copy)
+    assert any("primaryEndpoints.queues" in problem for problem in problems), problems
+
+
+# --- module parameters and outputs against their use --------------------------------------
+
+
+def test_modules_are_called_with_their_parameters_and_read_for_their_outputs() -> None:
+    assert module_contract_problems() == []
+
+
+@pytest.mark.parametrize(
+    ("relative", "old", "new", "found"),
+    [
+        (
+            "main.bicep",
+            "    silenceAlertHours: silenceAlertHours\n",
+            "    silenceAlertHour: silenceAlertHours\n",
+            "passes silenceAlertHour",
+        ),
+        ("main.bicep", "    pushQueueName: pushQueueName\n", "", "does not pass required pushQueueName"),
+        (
+            "main.bicep",
+            "storage.outputs.queueEndpoint",
+            "storage.outputs.queueEndpoints",
+            "reads output queueEndpoints",
+        ),
+        (
+            "modules/storage.bicep",
+            "output pushQueueName string",
+            "output pushQueue string",
+            "reads output pushQueueName",
+        ),
+        (
+            "modules/identity.bicep",
+            "param tags object\n",
+            "param tags object\nparam unused string\n",
+            "unused is declared but never used",
+        ),
+        (
+            "modules/identity.bicep",
+            "output id string",
+            "output spare string = identity.id\noutput id string",
+            "output spare is never read",
+        ),
+    ],
+    ids=[
+        "unknown-parameter",
+        "missing-parameter",
+        "unknown-output",
+        "renamed-output",
+        "unused-parameter",
+        "unread-output",
+    ],
+)
+def test_the_module_check_fails_on_a_broken_copy(
+    broken: Any, relative: str, old: str, new: str, found: str
+) -> None:
+    problems = module_contract_problems(broken(relative, old, new))
+    assert any(found in problem for problem in problems), problems
+
+
+# --- names, and the parameters that cannot deploy -----------------------------------------
+
+
+def _names_checks() -> dict[str, Any]:
+    names = parsed(MODULES / "names.bicep")["parameters"]
+    return {name: parameter for name, parameter in names.items() if decorator(parameter, "allowed") == [True]}
+
+
+def test_the_names_module_refuses_each_check_that_is_false() -> None:
+    checks = _names_checks()
+    assert set(checks) == {
+        "environmentNameHasOnlyLettersDigitsAndHyphens",
+        "functionAppNameIsEmptyOrAValidSiteName",
+        "zoneRedundantPlanHasZoneRedundantStorage",
+    }
+    passed = unwrapped(parsed(MAIN)["modules"]["names"]["config"])["params"]
+    for name, parameter in checks.items():
+        assert parameter["type"] == "bool", name
+        assert passed[name] in parsed(MAIN)["variables"], f"main.bicep should compute {name}"
+        assert decorator(parameter, "description"), f"{name} should say what to do when it fails"
+
+
+def test_the_environment_name_check_allows_letters_digits_and_hyphens_only() -> None:
+    """azd accepts [a-zA-Z0-9-()_.]{1,64}; App Service names only letters, digits and hyphens."""
+    allowed = parsed(MAIN)["variables"]["siteNameCharacters"]["value"]
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    assert sorted(allowed) == sorted(letters + letters.upper() + "0123456789-")
+    code = (INFRA / "main.bicep").read_text(encoding="utf-8")
+    assert "filter(environmentNameCharacters, c => !contains(siteNameCharacters, c))" in code
+
+
+def test_environment_name_length_is_refused_before_a_name_grows_too_long() -> None:
+    environment = main_parameters()["environmentName"]
+    assert decorator(environment, "min_length") == 1
+    assert decorator(environment, "max_length") <= 32
+    abbreviations = json.loads((INFRA / "abbreviations.json").read_text(encoding="utf-8"))
+    token = 13  # uniqueString()
+    assert len(f"{abbreviations['webSitesFunctions']}cp-") + 20 + 1 + token <= 60  # site names
+    assert len(abbreviations["storageStorageAccounts"]) + token <= 24  # storage accounts
+    assert len(abbreviations["keyVaultVaults"]) + token <= 24  # key vaults
+
+
+def test_every_module_waits_for_the_names_checks() -> None:
+    """Each module takes a name from the names module, or reads a module that does: when a check
+    fails, nothing is created."""
+    modules = parsed(MAIN)["modules"]
+
+    def read_modules(value: Any) -> set[str]:
+        """The modules whose outputs a value reads (`m.outputs.x`, also inside '${...}')."""
+        path = accessor_path(value) if is_expression(value) else []
+        if len(path) > 2 and path[1] == "outputs":
+            return {path[0]}
+        if isinstance(value, str):
+            return set(re.findall(r"\b(\w+)\.outputs\.", value))
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
+        return set().union(*(read_modules(item) for item in items))
+
+    reads = {
+        symbol: read_modules(unwrapped(module["config"])["params"]) for symbol, module in modules.items()
+    }
+
+    def waits(symbol: str, seen: frozenset[str] = frozenset()) -> bool:
+        return "names" in reads[symbol] or any(
+            waits(other, seen | {symbol}) for other in reads[symbol] - seen
+        )
+
+    assert [symbol for symbol in modules if symbol != "names" and not waits(symbol)] == []
+
+
+def test_zone_redundancy_is_refused_on_storage_that_is_not_zone_redundant() -> None:
+    code = (INFRA / "main.bicep").read_text(encoding="utf-8")
+    check = code.split("var zoneRedundancyIsPossible =", 1)[1].split("\nvar ", 1)[0]
+    assert "!zoneRedundant" in check
+    assert set(re.findall(r"'(Standard_\w+)'", check)) == {"Standard_GZRS", "Standard_RAGZRS"}
+    assert {"Standard_GZRS", "Standard_RAGZRS"} <= set(
+        decorator(main_parameters()["storageSkuName"], "allowed")
+    )
+
+
 # --- the settings the code reads --------------------------------------------------------
 
 
@@ -76,6 +456,16 @@ def test_function_app_sets_exactly_the_settings_the_code_reads() -> None:
     """
     expected = set(APP_SETTINGS) | STORAGE_IDENTITY_SETTINGS | HOST_SETTINGS_IN_AZURE
     assert set(function_app_settings()) == expected
+
+
+def test_bicep_defaults_are_the_code_defaults() -> None:
+    assert set(BICEP_PARAMETER_OF_SETTING) == set(APP_SETTINGS) - {Setting.API_KEYS}
+    parameters = main_parameters()
+    from_bicep: dict[str, str] = {
+        setting.value: str(parameters[name]["default"])
+        for setting, name in BICEP_PARAMETER_OF_SETTING.items()
+    }
+    assert Settings.from_env(from_bicep) == Settings()
 
 
 def test_storage_is_reached_with_the_managed_identity_not_a_connection_string() -> None:
@@ -112,21 +502,13 @@ def test_sample_settings_list_every_setting_the_code_reads_and_nothing_else() ->
     assert set(values) - code_settings <= HOST_SETTINGS_LOCAL
 
 
-SETTINGS_WITH_DEFAULTS = (
-    "sessions_table",
-    "rejected_table",
-    "max_body_bytes",
-    "raw_archive_enabled",
-    "raw_archive_container",
-)
-
-
 def test_sample_settings_hold_the_code_defaults() -> None:
     """Only the key and the storage connection differ from what the code assumes when unset."""
     from_sample = Settings.from_env(sample_values())
     defaults = Settings()
-    for field in SETTINGS_WITH_DEFAULTS:
-        assert getattr(from_sample, field) == getattr(defaults, field), field
+    for field in dataclasses.fields(Settings):
+        if field.name not in {"api_keys", "api_keys_unresolved", "storage"}:
+            assert getattr(from_sample, field.name) == getattr(defaults, field.name), field.name
 
 
 def test_sample_api_key_is_an_obvious_placeholder() -> None:
@@ -149,6 +531,8 @@ def test_deleted_or_overwritten_blobs_can_be_recovered() -> None:
     assert blobs["deleteRetentionPolicy"]["enabled"] is True
     assert blobs["containerDeleteRetentionPolicy"]["enabled"] is True
     assert blobs["isVersioningEnabled"] is True
+    # Point-in-time restore cannot be combined with the archive's immutability policy.
+    assert "restorePolicy" not in blobs
 
 
 def test_key_vault_uses_rbac_with_soft_delete_and_purge_protection() -> None:
@@ -166,10 +550,11 @@ def test_api_keys_secret_has_expiry_and_content_type() -> None:
 
 
 def test_function_app_is_https_only_with_tls_1_2_and_no_ftp_or_basic_auth() -> None:
+    """Backs the checkov skip of CKV_AZURE_78: FTP is closed by the publishing policy, not ftpsState."""
     site = only("Microsoft.Web/sites")["properties"]
     assert site["httpsOnly"] is True
     assert site["siteConfig"]["minTlsVersion"] == "1.2"
-    assert site["siteConfig"]["ftpsState"] == "Disabled"
+    assert "ftpsState" not in site["siteConfig"]
     policies = {
         policy["name"]: policy["properties"]["allow"]
         for policy in resources_of_type("Microsoft.Web/sites/basicPublishingCredentialsPolicies")
@@ -189,17 +574,6 @@ def test_application_insights_accepts_only_entra_authenticated_telemetry() -> No
     assert only("Microsoft.Insights/components")["properties"]["DisableLocalAuth"] is True
 
 
-def test_identity_gets_no_queue_management_or_owner_role() -> None:
-    rbac = (INFRA / "modules" / "rbac.bicep").read_text(encoding="utf-8")
-    for role, guid in {
-        "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
-        "Owner": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
-        "Contributor": "b24988ac-6180-42a0-ab88-20f7382dd24c",
-        "Storage Account Contributor": "17d1049b-9a84-46fb-8f53-869881c3d3ab",
-    }.items():
-        assert guid not in rbac, f"{role} is assigned"
-
-
 @pytest.mark.parametrize("path", BICEP_FILES, ids=lambda path: str(path.relative_to(INFRA)))
 def test_secure_parameters_have_no_default(path: Path) -> None:
     for name, parameter in secure_parameters(path).items():
@@ -209,7 +583,7 @@ def test_secure_parameters_have_no_default(path: Path) -> None:
 @pytest.mark.parametrize("path", PARAMETER_FILES, ids=lambda path: path.name)
 def test_parameter_files_hold_no_secret_and_only_declared_parameters(path: Path) -> None:
     values = json.loads(path.read_text(encoding="utf-8"))["parameters"]
-    declared = parsed(MAIN)["parameters"]
+    declared = main_parameters()
     assert set(values) <= set(declared), f"{path.name} sets undeclared parameters"
     assert not set(values) & set(secure_parameters(MAIN)), f"{path.name} holds a @secure() parameter"
 
@@ -219,21 +593,363 @@ def test_there_is_a_dev_and_a_prod_parameter_file() -> None:
     assert {"main.parameters.json", "main.dev.parameters.json", "main.prod.parameters.json"} <= names
 
 
-# --- outputs and the deploy guide -------------------------------------------------------
+def test_azd_passes_the_principal_type_of_whoever_runs_it() -> None:
+    values = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert values["operatorPrincipalId"]["value"] == "${AZURE_PRINCIPAL_ID}"
+    assert values["operatorPrincipalType"]["value"] == "${AZURE_PRINCIPAL_TYPE=User}"
 
 
-def test_outputs_give_the_endpoint_for_chargepilot() -> None:
-    outputs = parsed(MAIN)["outputs"]
-    assert {"FUNCTION_APP_NAME", "KEY_VAULT_NAME", "SESSIONS_ENDPOINT_URL"} <= set(outputs)
-    assert outputs["SESSIONS_ENDPOINT_URL"]["value"].endswith("/api/sessions")
+# --- least privilege ----------------------------------------------------------------------
+
+ROLE_IDS = {
+    "Owner": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+    "Contributor": "b24988ac-6180-42a0-ab88-20f7382dd24c",
+    "Storage Account Contributor": "17d1049b-9a84-46fb-8f53-869881c3d3ab",
+    "storageBlobDataOwner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
+    "storageBlobDataContributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+    "storageBlobDataReader": "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+    "storageTableDataContributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
+    "storageTableDataReader": "76199698-9eea-4c19-bc75-cec21354c6b6",
+    "storageQueueDataContributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+    "keyVaultSecretsUser": "4633458b-17de-408a-b874-0445c86b69e6",
+    "keyVaultSecretsOfficer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
+    "monitoringMetricsPublisher": "3913510d-42f4-4e42-8a64-420c390055eb",
+}
+
+
+def role_assignments() -> list[tuple[str, str, str]]:
+    """(principal parameter, role, scope symbol) of every role assignment in rbac.bicep."""
+    rbac = MODULES / "rbac.bicep"
+    found = []
+    for resource in declared_resources():
+        if resource.path != rbac or resource.type != "Microsoft.Authorization/roleAssignments":
+            continue
+        properties = resource.body["properties"]
+        role = accessor_path(properties["roleDefinitionId"]["function"]["parameters"]["resource_name_1"])
+        scope = resource.body["scope"]
+        if is_expression(scope):  # tables[i]
+            scope = scope["operator"]["operands"]["operand_1"]
+        found.append((properties["principalId"], role[-1], scope))
+    return found
+
+
+def test_role_ids_are_the_built_in_ones() -> None:
+    roles = parsed(MODULES / "rbac.bicep")["variables"]["roles"]["value"]
+    for name, role_id in roles.items():
+        assert ROLE_IDS[name] == role_id, name
+    rbac = (MODULES / "rbac.bicep").read_text(encoding="utf-8")
+    for broad in ("Owner", "Contributor", "Storage Account Contributor"):
+        assert ROLE_IDS[broad] not in rbac, f"{broad} is assigned"
+
+
+def test_the_app_gets_data_roles_on_its_own_tables_containers_and_queues_only() -> None:
+    app = {(role, scope) for principal, role, scope in role_assignments() if principal == "appPrincipalId"}
+    assert app == {
+        ("storageTableDataContributor", "tables"),
+        ("storageBlobDataContributor", "rawArchiveContainer"),
+        ("storageBlobDataContributor", "deploymentContainer"),
+        ("storageBlobDataOwner", "hostContainers"),
+        ("storageQueueDataContributor", "queues"),
+        ("keyVaultSecretsUser", "vault"),
+        ("monitoringMetricsPublisher", "applicationInsights"),
+    }
+    scopes = {
+        resource.symbol: resource for resource in declared_resources() if resource.path.name == "rbac.bicep"
+    }
+    assert scopes["tables"].type.endswith("/tables") and scopes["queues"].type.endswith("/queues")
+    assert scopes["hostContainers"].type.endswith("/containers")
+
+
+def test_the_tables_queues_and_containers_are_created_not_left_to_the_app() -> None:
+    main = unwrapped(parsed(MAIN)["modules"]["storage"]["config"])["params"]
+    assert main["tableNames"] == "tableNames"
+    assert parsed(MAIN)["variables"]["tableNames"]["value"] == [
+        "sessionsTableName",
+        "rejectedTableName",
+        "sessionIndexTableName",
+        "pushesTableName",
+    ]
+    storage = parsed(MODULES / "storage.bicep")["variables"]
+    assert storage["queueNames"]["value"] == ["pushQueueName", "${pushQueueName}-poison"]
+    assert storage["hostContainerNames"]["value"] == ["azure-webjobs-hosts", "azure-webjobs-secrets"]
+    created = {resource.symbol for resource in declared_resources() if resource.path.name == "storage.bicep"}
+    assert {"tables", "queues", "hostContainers", "rawArchiveContainer", "deploymentContainer"} <= created
+
+
+def test_the_operator_can_read_but_not_change_the_billing_records() -> None:
+    operator = {
+        (role, scope) for principal, role, scope in role_assignments() if principal == "operatorPrincipalId"
+    }
+    assert operator == {
+        ("keyVaultSecretsOfficer", "vault"),
+        ("storageTableDataReader", "storageAccount"),
+        ("storageBlobDataReader", "rawArchiveContainer"),
+    }
+
+
+# --- the billing records ------------------------------------------------------------------
+
+
+def test_the_storage_account_can_be_locked_against_deletion_and_is_in_prod() -> None:
+    (lock,) = [
+        resource
+        for resource in declared_resources()
+        if resource.type == "Microsoft.Authorization/locks" and not resource.existing
+    ]
+    assert lock.body["scope"] == "account"
+    assert lock.body["properties"]["level"] == "CanNotDelete"
+    storage = parsed(MODULES / "storage.bicep")["resources"]["accountLock"]["config"]
+    assert storage["condition"] == "deleteLock"
+    prod = json.loads((INFRA / "main.prod.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert prod["storageDeleteLock"]["value"] is True
+
+
+def test_the_raw_archive_is_immutable_for_its_retention() -> None:
+    (policy,) = [
+        resource
+        for resource in declared_resources()
+        if resource.type.endswith("/containers/immutabilityPolicies") and not resource.existing
+    ]
+    assert policy.body["parent"] == "rawArchiveContainer"
+    assert policy.body["properties"]["immutabilityPeriodSinceCreationInDays"] == "rawArchiveImmutabilityDays"
+    assert policy.body["properties"]["allowProtectedAppendWrites"] is False
+    days = main_parameters()["rawArchiveImmutabilityDays"]
+    assert days["default"] >= 1 and decorator(days, "max_value") == 146000
+
+
+# --- watching itself ----------------------------------------------------------------------
+
+ALERTS = MODULES / "alerts.bicep"
+
+
+def alert_queries(infra: Path = INFRA) -> dict[str, str]:
+    """Each log alert rule's query, by rule symbol (variables resolved)."""
+    path = infra / "modules" / "alerts.bicep"
+    variables = parsed(path)["variables"]
+    queries = {}
+    for symbol, resource in parsed(path)["resources"].items():
+        if resource["type"] != "Microsoft.Insights/scheduledQueryRules":
+            continue
+        (condition,) = unwrapped(resource["config"])["properties"]["criteria"]["allOf"]
+        query = condition["query"]
+        queries[symbol] = variables[query]["value"] if query in variables else query
+    return queries
+
+
+def alert_query_problems(infra: Path = INFRA) -> list[str]:
+    """Every event name and log field a query reads that sessions/logs.py does not declare."""
+    problems = []
+    for symbol, query in alert_queries(infra).items():
+        if "parse_json(message)" not in query or "extend e = " not in query:
+            problems.append(f"{symbol}: does not read the log line as JSON into e")
+        events = set(re.findall(r'event_name\s*==\s*"(\w+)"', query))
+        for listed in re.findall(r"event_name\s+in\s*\(([^)]*)\)", query):
+            events |= set(re.findall(r'"(\w+)"', listed))
+        if not events:
+            problems.append(f"{symbol}: selects no event")
+        problems += [
+            f"{symbol}: event {event} is not in EVENT_FIELDS" for event in sorted(events - set(EVENT_FIELDS))
+        ]
+        fields = set().union(*(EVENT_FIELDS.get(event, frozenset()) for event in events)) | {"event"}
+        read = set(re.findall(r"\be\.(\w+)", query))
+        problems += [
+            f"{symbol}: field {field} is logged by none of {sorted(events)}"
+            for field in sorted(read - fields)
+        ]
+    return problems
+
+
+def test_the_alert_queries_read_only_events_and_fields_the_code_logs() -> None:
+    assert set(alert_queries()) == {"rejectedSessionsAlert", "refusedPushesAlert", "silenceAlert"}
+    assert alert_query_problems() == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "found"),
+    [
+        ("rejected = toint(e.rejected)", "rejected = toint(e.rejected_sessions)", "field rejected_sessions"),
+        ('("push", "push_finished") and rejected', '("push", "push_done") and rejected', "event push_done"),
+        ("status = toint(e.status), outcome", "status = toint(e.http_status), outcome", "field http_status"),
+    ],
+    ids=["renamed-field", "renamed-event", "field-of-another-name"],
+)
+def test_the_alert_query_check_fails_when_a_query_reads_what_the_code_does_not_log(
+    broken: Any, old: str, new: str, found: str
+) -> None:
+    problems = alert_query_problems(broken("modules/alerts.bicep", old, new))
+    assert any(found in problem for problem in problems), problems
+
+
+def test_the_three_log_alerts_say_what_they_watch() -> None:
+    queries = alert_queries()
+    assert re.search(
+        r'event_name in \("push", "push_finished"\) and rejected > 0', queries["rejectedSessionsAlert"]
+    )
+    refused = queries["refusedPushesAlert"]
+    assert 'event_name == "push" and status >= 400' in refused
+    assert 'event_name == "push_finished" and outcome == "poisoned"' in refused
+    assert 'event_name == "push" and status in (200, 202)' in queries["silenceAlert"]
+
+
+def _alert_rule(symbol: str) -> dict[str, Any]:
+    body: dict[str, Any] = unwrapped(parsed(ALERTS)["resources"][symbol]["config"])
+    return body
+
+
+def test_the_silence_alert_fires_when_no_push_was_taken_for_the_chosen_hours() -> None:
+    silence = _alert_rule("silenceAlert")["properties"]
+    assert silence["windowSize"] == "PT${silenceAlertHours}H"
+    (condition,) = silence["criteria"]["allOf"]
+    assert (condition["timeAggregation"], condition["operator"], condition["threshold"]) == (
+        "Count",
+        "LessThan",
+        1,
+    )
+    assert main_parameters()["silenceAlertHours"]["default"] == 3
+
+
+def test_every_alert_notifies_the_action_group() -> None:
+    (group,) = resources_of_type("Microsoft.Insights/actionGroups")
+    receivers = group["properties"]["emailReceivers"]["operator"]["operands"]
+    assert receivers["condition"]["function"]["type"] == "empty"  # no address: no receiver, alerts still fire
+    for rule in resources_of_type("Microsoft.Insights/scheduledQueryRules"):
+        assert rule["properties"]["actions"]["actionGroups"] == ["actionGroupId"], rule["name"]
+    for rule in resources_of_type("Microsoft.Insights/metricAlerts"):
+        assert rule["properties"]["actions"] == [{"actionGroupId": "actionGroupId"}], rule["name"]
+    assert "alertEmail" in main_parameters() and main_parameters()["alertEmail"]["default"] == ""
+
+
+def test_the_health_endpoint_is_probed_from_several_regions_and_alerted_on() -> None:
+    (test,) = resources_of_type("Microsoft.Insights/webtests")
+    assert test["kind"] == "standard" and test["properties"]["Kind"] == "standard"
+    assert test["properties"]["Request"]["RequestUrl"] == "healthUrl"
+    assert test["properties"]["ValidationRules"]["ExpectedHttpStatusCode"] == 200
+    assert len(main_parameters()["availabilityTestLocations"]["default"]) >= 3
+    params = unwrapped(parsed(MAIN)["modules"]["alerts"]["config"])["params"]
+    assert params["healthUrl"].endswith("/api/health")
+    criteria = {
+        rule["properties"]["criteria"]["'odata.type'"]
+        for rule in resources_of_type("Microsoft.Insights/metricAlerts")
+    }
+    assert criteria == {
+        "Microsoft.Azure.Monitor.WebtestLocationAvailabilityCriteria",
+        "Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria",
+    }
+
+
+def test_failed_executions_raise_a_metric_alert() -> None:
+    (condition,) = _alert_rule("failedExecutionsAlert")["properties"]["criteria"]["allOf"]
+    assert condition["metricName"] == "requests/failed"
+    assert (condition["operator"], condition["threshold"]) == ("GreaterThan", 0)
+
+
+def test_diagnostic_settings_send_the_audit_trail_to_the_workspace() -> None:
+    by_scope: dict[str, set[str]] = {}
+    symbols = {(resource.path, resource.symbol): resource.type for resource in declared_resources()}
+    for resource in declared_resources():
+        if resource.type == "Microsoft.Insights/diagnosticSettings":
+            assert resource.body["properties"]["workspaceId"] == "logAnalyticsWorkspaceId", resource.where
+            scope_type = symbols[(resource.path, resource.body["scope"])]
+            categories = {log["category"] for log in resource.body["properties"]["logs"] if log["enabled"]}
+            by_scope.setdefault(scope_type, set()).update(categories)
+    assert by_scope == {
+        "Microsoft.KeyVault/vaults": {"AuditEvent"},
+        "Microsoft.Storage/storageAccounts/tableServices": {"StorageWrite", "StorageDelete"},
+        "Microsoft.Storage/storageAccounts/blobServices": {"StorageWrite", "StorageDelete"},
+        "Microsoft.Web/sites": {"FunctionAppLogs"},
+    }
+
+
+def test_the_action_group_is_warned_before_the_api_key_expires() -> None:
+    (topic,) = resources_of_type("Microsoft.EventGrid/systemTopics")
+    assert topic["properties"]["topicType"] == "Microsoft.KeyVault.vaults"
+    assert accessor_path(topic["properties"]["source"]) == ["vault", "id"]
+    (subscription,) = resources_of_type("Microsoft.EventGrid/systemTopics/eventSubscriptions")
+    properties = subscription["properties"]
+    assert "Microsoft.KeyVault.SecretNearExpiry" in properties["filter"]["includedEventTypes"]
+    assert properties["destination"]["endpointType"] == "MonitorAlert"
+    assert properties["destination"]["properties"]["actionGroups"] == ["actionGroupId"]
+    assert properties["eventDeliverySchema"] == "CloudEventSchemaV1_0"  # the only one Monitor alerts take
+
+
+# --- the deploy guide ---------------------------------------------------------------------
+
+
+def guide() -> str:
+    return DEPLOY_GUIDE.read_text(encoding="utf-8")
 
 
 def test_deploy_guide_names_only_real_parameters_and_every_output() -> None:
-    guide = DEPLOY_DOC.read_text(encoding="utf-8")
+    text = guide()
     main = parsed(MAIN)
     for output in main["outputs"]:
-        assert output in guide, f"README.md does not mention output {output}"
-    for parameter in re.findall(r"\b([a-z][A-Za-z]+)=", guide):
-        if parameter in main["parameters"] or not re.search(rf"--parameters[^\n]*\b{parameter}=", guide):
+        assert output in text, f"docs/deploy.md does not mention output {output}"
+    for parameter in re.findall(r"\b([a-z][A-Za-z]+)=", text):
+        if parameter in main["parameters"] or not re.search(rf"--parameters[^\n]*\b{parameter}=", text):
             continue
-        pytest.fail(f"README.md passes --parameters {parameter}=, which main.bicep does not declare")
+        pytest.fail(f"docs/deploy.md passes --parameters {parameter}=, which main.bicep does not declare")
+
+
+def test_deploy_guide_describes_every_parameter() -> None:
+    text = guide()
+    assert [name for name in main_parameters() if f"`{name}`" not in text] == []
+
+
+def test_deploy_guide_previews_with_what_if_before_the_first_deployment() -> None:
+    text = guide()
+    assert "az deployment group what-if" in text
+    assert text.index("az deployment group what-if") < text.index("az deployment group create")
+
+
+def test_deploy_guide_documents_each_alert_and_how_to_lift_the_lock() -> None:
+    text = guide()
+    for resource in declared_resources():
+        if resource.type in {"Microsoft.Insights/scheduledQueryRules", "Microsoft.Insights/metricAlerts"}:
+            suffix = str(resource.body["name"]).rsplit("}", 1)[-1]
+            assert suffix in text, f"docs/deploy.md does not describe the alert {suffix}"
+    lock = parsed(MODULES / "storage.bicep")["resources"]["accountLock"]["config"]["config"]["name"]
+    assert "az lock delete" in text and lock in text
+
+
+def test_deploy_guide_says_what_was_checked_and_what_only_a_deployment_shows() -> None:
+    text = guide()
+    for check in ("checkov", "tests/unit/test_infra_static.py", "what-if"):
+        assert check in text, check
+    assert re.search(r"^#+ .*only a real deployment", text, flags=re.IGNORECASE | re.MULTILINE)
+    for phrase in ("this machine", "from here", "checked here", "written here"):
+        assert phrase not in text.lower(), f"docs/deploy.md speaks of where it was written: {phrase!r}"
+
+
+# --- nothing points at a file that is not in the repository --------------------------------
+
+# Files a reader makes: local.settings.json from the sample, azure.settings.json as the deploy
+# guide shows (the operator tools' settings for Azure).
+MADE_BY_THE_READER = frozenset({"local.settings.json", "azure.settings.json"})
+
+
+def _references(text: str) -> set[str]:
+    text = re.sub(r"https?://\S+", "", text)
+    return set(
+        re.findall(
+            r"(?<![\w/.<>-])((?:[\w.-]+/)*[\w-]+(?:\.[\w-]+)*\.(?:md|py|bicep|json|ya?ml|txt|toml))\b", text
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [*BICEP_FILES, PROJECT / "azure.yaml", DEPLOY_GUIDE],
+    ids=lambda path: str(path.relative_to(PROJECT)),
+)
+def test_every_file_a_comment_or_the_guide_names_exists(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert not re.search(r"(?<![\w.])/(?:work|tmp|home|root|Users)/", text), (
+        f"{path.name} cites a file outside the repository"
+    )
+    missing = [
+        name
+        for name in sorted(_references(text))
+        if name not in MADE_BY_THE_READER
+        and not any((base / name).exists() for base in (PROJECT, path.parent, INFRA, MODULES))
+    ]
+    assert missing == [], f"{path.relative_to(PROJECT)} names files that do not exist"
