@@ -588,6 +588,37 @@ def test_parameter_files_hold_no_secret_and_only_declared_parameters(path: Path)
     assert not set(values) & set(secure_parameters(MAIN)), f"{path.name} holds a @secure() parameter"
 
 
+def limit_problems(name: str, value: Any, parameter: dict[str, Any]) -> list[str]:
+    """What Resource Manager refuses at validation: a value outside @allowed or the limits."""
+    allowed = decorator(parameter, "allowed")
+    problems = [] if allowed is None or value in allowed else [f"{name}: {value!r} is not one of {allowed}"]
+    size = len(value) if isinstance(value, str | list) else value
+    for kind, low in (("min_value", True), ("max_value", False), ("min_length", True), ("max_length", False)):
+        limit = decorator(parameter, kind)
+        if limit is not None and (size < limit if low else size > limit):
+            problems.append(f"{name}: {value!r} breaks {kind} {limit}")
+    return problems
+
+
+@pytest.mark.parametrize("path", PARAMETER_FILES, ids=lambda path: path.name)
+def test_parameter_file_values_satisfy_the_declared_types_and_limits(path: Path) -> None:
+    declared = main_parameters()
+    types = {"string": str, "int": int, "bool": bool, "array": list, "object": dict}
+    for name, entry in json.loads(path.read_text(encoding="utf-8"))["parameters"].items():
+        value, parameter = entry["value"], declared[name]
+        if isinstance(value, str) and value.startswith("${"):
+            continue  # azd fills it in from its environment
+        assert isinstance(value, types[parameter["type"]]), f"{name}: {value!r} is not {parameter['type']}"
+        assert limit_problems(name, value, parameter) == []
+
+
+def test_parameter_defaults_satisfy_their_own_limits() -> None:
+    for name, parameter in main_parameters().items():
+        default = parameter["default"]
+        if isinstance(default, int | str | list) and not is_expression(default):
+            assert limit_problems(name, default, parameter) == []
+
+
 def test_there_is_a_dev_and_a_prod_parameter_file() -> None:
     names = {path.name for path in PARAMETER_FILES}
     assert {"main.parameters.json", "main.dev.parameters.json", "main.prod.parameters.json"} <= names
