@@ -304,7 +304,7 @@ def check_identifier(text: Any) -> Any:
     if text.isascii() and text.isprintable() and text[:1] != " " and text[-1:] != " ":
         return text  # the common case: no control, no space at either end, nothing to normalise
     for index, character in enumerate(text):
-        kind = _forbidden_kind(character)
+        kind = unfit_character(character)
         if kind is not None:
             raise PydanticCustomError(
                 "identifier_character",
@@ -327,8 +327,11 @@ def _check_edges(text: str) -> None:
         )
 
 
-def _forbidden_kind(character: str) -> str | None:
-    """What makes `character` unfit for an identifier, or None if it is fine."""
+def unfit_character(character: str) -> str | None:
+    """What makes `character` unfit for an identifier (check_identifier's rule 1), or None.
+
+    The tools escape the same characters wherever they write stored text (tools/export.py).
+    """
     code = ord(character)
     category = unicodedata.category(character)
     if category == "Cc":

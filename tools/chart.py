@@ -1,4 +1,8 @@
-"""The report as a bar chart (PNG): energy per card, station or day. Tools only: needs matplotlib."""
+"""The report as a bar chart (PNG): energy per card, station or day. Tools only: needs matplotlib.
+
+Labels are the report's group names with unsafe characters escaped (as the export writes them)
+and `$` escaped, which matplotlib would otherwise read as the start of a formula (mathtext).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import math
 from datetime import date
 from pathlib import Path
 
+from tools.export import shown_text
 from tools.report import Grouping, GroupRow, Report
 
 # Groups a chart shows by name; the rest are summed into one bar.
@@ -32,31 +37,48 @@ def plot(report: Report, path: Path) -> None:
                 sum(row.sessions for row in rest),
                 math.fsum(row.energy_kwh for row in rest),
                 math.fsum(row.charging_hours for row in rest),
+                sum(row.left_out for row in rest),
             )
         )
-    labels = [row.group[5:] if report.grouping is Grouping.DAY else row.group for row in rows]
+    by_day = report.grouping is Grouping.DAY
+    labels = [_label(row.group[5:] if by_day and _day(row) else row.group) for row in rows]
     figure = Figure(figsize=(max(8.0, 0.38 * len(rows) + 2), 5.0), dpi=120, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     # Weekends in a lighter shade, so that a month's rhythm shows at a glance.
-    colors = [
-        "#9ecae1"
-        if report.grouping is Grouping.DAY and date.fromisoformat(row.group).weekday() >= 5
-        else "#2b7bb9"
-        for row in rows
-    ]
+    colors = ["#9ecae1" if by_day and _weekend(row) else "#2b7bb9" for row in rows]
     bars = axes.bar(range(len(rows)), [row.energy_kwh for row in rows], color=colors)
     axes.set_xticks(range(len(rows)), labels, rotation=90 if len(rows) > 12 else 0, fontsize=8)
     axes.set_ylabel("energy delivered (kWh)")
     axes.set_xlabel(
         {Grouping.DAY: "day", Grouping.CARD: "RFID card", Grouping.STATION: "station"}[report.grouping]
     )
+    left_out = f" ({report.total.left_out:,} with values left out)" if report.total.left_out else ""
     axes.set_title(
-        f"Energy per {report.grouping.value}, {report.period.describe()}: "
-        f"{report.total.energy_kwh:,.1f} kWh in {report.total.sessions:,} sessions"
+        _label(
+            f"Energy per {report.grouping.value}, {report.period.describe()}: "
+            f"{report.total.energy_kwh:,.1f} kWh in {report.total.sessions:,} sessions{left_out}"
+        )
     )
     axes.grid(axis="y", alpha=0.3)
     axes.set_axisbelow(True)
     if len(rows) <= 12:
         axes.bar_label(bars, labels=[f"{row.energy_kwh:,.1f}" for row in rows], fontsize=8)
     figure.savefig(path, format="png")
+
+
+def _day(row: GroupRow) -> date | None:
+    """The local day a row of a report by day stands for (None for a row that is no day)."""
+    try:
+        return date.fromisoformat(row.group)
+    except ValueError:
+        return None
+
+
+def _weekend(row: GroupRow) -> bool:
+    day = _day(row)
+    return day is not None and day.weekday() >= 5
+
+
+def _label(text: str) -> str:
+    return shown_text(text).replace("$", r"\$")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import tracemalloc
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -80,18 +79,6 @@ def test_a_berlin_month_takes_the_sessions_of_its_local_days(
     assert exported_starts(ran.out) == {start for start, inside in edges.items() if inside}
 
 
-def test_the_session_at_2330_utc_before_the_month_shows_its_berlin_time(
-    store: SessionStore,
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    store_sessions(store, [starting("2025-02-28T23:30:00Z", minutes=90)])
-    (row,) = csv_rows(run_tool(settings, monkeypatch, capsys, "export", "--month", "2025-03").out)
-    assert (row["StartAt"], row["StartLocal"]) == ("2025-02-28T23:30:00Z", "2025-03-01 00:30:00")
-    assert row["EndLocal"] == "2025-03-01 02:00:00"
-
-
 def test_the_same_month_in_utc_has_other_edges(
     store: SessionStore,
     settings: Settings,
@@ -137,9 +124,6 @@ def test_the_day_the_clocks_go_back_has_25_hours(
     )
     rows = [json.loads(line) for line in ran.out.splitlines()]
     assert {row["StartAt"] for row in rows} == {start for start, inside in edges.items() if inside}
-    local = {row["StartAt"]: row["StartLocal"] for row in rows}
-    assert local["2025-10-26T00:30:00Z"] == "2025-10-26T02:30:00+02:00"
-    assert local["2025-10-26T01:30:00Z"] == "2025-10-26T02:30:00+01:00"
 
 
 def test_only_the_partitions_of_the_period_are_read(
@@ -169,89 +153,26 @@ def _bounds(period: Period) -> tuple[datetime, datetime]:
     return period.start, period.end
 
 
-def test_the_csv_is_ready_for_excel_with_utc_and_local_times_and_kwh_beside_wh(
+def test_an_export_to_a_file_takes_its_name_only_when_complete_and_says_how_many(
     store: SessionStore,
     settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
+    # The cells themselves: tests/unit/test_export_rows.py.
     store_sessions(
-        store,
-        [
-            starting("2025-03-10T10:00:00Z", EnergyDelivered=17233, Id="56395736", Tariff="depot"),
-            starting("2025-03-10T11:00:00Z", EnergyDelivered=5018.5, InitialSoC=59, EndSoC=79.5, Id=None),
-            starting("2025-03-10T12:00:00Z", ChargerID="=HYPERLINK(1)"),
-        ],
+        store, [starting(f"2025-03-10T1{hour}:00:00Z", ChargerID="=HYPERLINK(1)") for hour in range(3)]
     )
     out = tmp_path / "march.csv"
     ran = run_tool(settings, monkeypatch, capsys, "export", "--month", "2025-03", "--out", str(out))
     assert ran.status == 0 and ran.out == ""
     raw = out.read_bytes()
-    assert (
-        raw.startswith(b"\xef\xbb\xbf") and raw.count(b"\r\n") == 4 and b"\n" not in raw.replace(b"\r\n", b"")
-    )
-    rows = {row["StartAt"]: row for row in csv_rows(raw.decode("utf-8"))}
-    assert list(next(iter(rows.values()))) == list(CSV_COLUMNS)
-    first = rows["2025-03-10T10:00:00Z"]
-    assert (first["EnergyDelivered"], first["EnergyKWh"], first["DurationSeconds"]) == (
-        "17233",
-        "17.233",
-        "2700",
-    )
-    assert (first["StartLocal"], first["EndLocal"]) == ("2025-03-10 11:00:00", "2025-03-10 11:45:00")
-    assert (first["InitialSoC"], first["EndSoC"], first["Id"]) == ("", "", "56395736")
-    assert json.loads(first["Extra"]) == {"Tariff": "depot"}
-    second = rows["2025-03-10T11:00:00Z"]
-    assert (second["EnergyDelivered"], second["EnergyKWh"], second["EndSoC"], second["Id"]) == (
-        "5018.5",
-        "5.0185",
-        "79.5",
-        "",
-    )
-    # A text cell that a spreadsheet would run as a formula is written as text.
-    assert rows["2025-03-10T12:00:00Z"]["ChargerID"] == "'=HYPERLINK(1)"
+    assert raw.startswith(b"\xef\xbb\xbf") and raw.count(b"\r\n") == 4
+    rows = csv_rows(raw.decode("utf-8"))
+    assert list(rows[0]) == list(CSV_COLUMNS) and {row["ChargerID"] for row in rows} == {"'=HYPERLINK(1)"}
     assert not (tmp_path / "march.csv.partial").exists()
     assert "Exported 3 sessions of 2025-03 (Europe/Berlin)" in ran.err
-
-
-def test_excel_de_writes_semicolons_and_decimal_commas(
-    store: SessionStore,
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    store_sessions(store, [starting("2025-03-10T10:00:00Z", EnergyDelivered=17233.5, Tariff="a,b")])
-    ran = run_tool(settings, monkeypatch, capsys, "export", "--month", "2025-03", "--excel-de", "--no-bom")
-    assert not ran.out.startswith("\ufeff")
-    header = ran.out.splitlines()[0]
-    assert header == ";".join(CSV_COLUMNS)
-    (row,) = csv_rows(ran.out, delimiter=";")
-    assert (row["EnergyDelivered"], row["EnergyKWh"]) == ("17233,5", "17,2335")
-    assert json.loads(row["Extra"]) == {"Tariff": "a,b"}
-
-
-def test_json_and_json_lines_give_the_sessions_as_they_were_sent(
-    store: SessionStore,
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    sent = json.loads((SAMPLES / "hourly-push.json").read_text())
-    store_sessions(store, sent)
-    lines = run_tool(settings, monkeypatch, capsys, "export", "--month", "2025-01", "--format", "jsonl").out
-    array = run_tool(settings, monkeypatch, capsys, "export", "--month", "2025-01", "--format", "json").out
-    from_lines = [json.loads(line) for line in lines.splitlines()]
-    assert json.loads(array) == from_lines and len(from_lines) == len(sent) == 24
-
-    def as_sent(row: dict[str, Any]) -> dict[str, Any]:
-        nine = {name: row[name] for name in sent[0]}
-        nine["StartAt"] = row["StartAt"].replace("Z", ".000Z")
-        nine["EndAt"] = row["EndAt"].replace("Z", ".000Z")
-        return nine
-
-    key = "TransactionID"
-    assert sorted(map(as_sent, from_lines), key=lambda s: s[key]) == sorted(sent, key=lambda s: s[key])
 
 
 def test_an_empty_period_is_a_header_or_an_empty_array(
@@ -325,30 +246,6 @@ class _Discard(io.TextIOBase):
         return len(text)
 
 
-def test_the_export_writes_a_page_before_it_reads_the_next() -> None:
-    period = Period.month("2025-03", BERLIN)
-    pages_read: list[int] = []
-    written_when: list[int] = []
-    entity = session_entity(
-        Session.model_validate(starting("2025-03-10T10:00:00Z")), received_at=datetime.now(UTC), push_id="p"
-    ).entity
-
-    def pages() -> Iterator[list[dict[str, Any]]]:
-        for number in range(5):
-            pages_read.append(number)
-            yield [entity] * 10
-
-    class Recorder(io.TextIOBase):
-        def write(self, text: str) -> int:
-            written_when.append(len(pages_read))
-            return len(text)
-
-    count = export_sessions(pages(), Recorder(), period=period, output_format=ExportFormat.JSONL)
-    assert count == 50
-    # Rows of page n are written while only n pages have been read.
-    assert written_when[:20] == [1] * 20 and written_when[20:40] == [2] * 20
-
-
 def test_exporting_ten_times_the_sessions_does_not_take_ten_times_the_memory(
     store: SessionStore, settings: Settings
 ) -> None:
@@ -386,3 +283,81 @@ def test_sessions_pushed_over_http_are_exported_by_the_command(
     sent = json.loads((SAMPLES / "hourly-push.json").read_text())
     rows = csv_rows(out.read_text(encoding="utf-8"))
     assert sorted(int(row["TransactionID"]) for row in rows) == sorted(item["TransactionID"] for item in sent)
+
+
+# Old values: what sessions stored before today's rules (or entities written by hand) may hold.
+def old_values(template: dict[str, Any]) -> list[dict[str, Any]]:
+    """Entities of March 2025 (and of the first and last months Table Storage holds) that the
+    model refuses today, written as stored entities: each one a copy of `template` with a twist."""
+
+    def twisted(number: int, **properties: Any) -> dict[str, Any]:
+        entity = {**template, "RowKey": f"OLD{number}_{number:019d}", "TransactionID": number}
+        for name, value in properties.items():
+            if value is None:
+                entity.pop(name, None)
+            else:
+                entity[name] = value
+        return entity
+
+    return [
+        twisted(1, EnergyDelivered=1e308, EnergyKWh=1e305),
+        twisted(2, EnergyDelivered=float("nan"), EnergyKWh=float("inf"), DurationSeconds=float("-inf")),
+        twisted(3, EndAt=datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), DurationSeconds=2.5e11),
+        twisted(4, ChargerID="ABC\u202e0121\x00", Id="\u2028=cmd", PushId="p\u200b"),
+        twisted(5, EnergyDelivered="17233", ConnectorID="one", Extra='{"broken": ', TransactionID="x"),
+        twisted(6, Extra='{"Price": NaN, "Meter": [Infinity]}'),
+        {key: template[key] for key in ("PartitionKey", "StartAt")} | {"RowKey": "OLD7_0000000000000000007"},
+        twisted(8, PartitionKey="1601-01", StartAt=datetime(1601, 1, 1, tzinfo=UTC), EndAt=None),
+        twisted(9, PartitionKey="9999-12", StartAt=datetime(9999, 12, 31, 23, 30, tzinfo=UTC), EndAt=None),
+    ]
+
+
+@pytest.fixture
+def old_months(store: SessionStore, settings: Settings) -> None:
+    """A valid session of March 2025 and the old values beside it, stored bypassing the model."""
+    store_sessions(store, [starting("2025-03-10T10:00:00Z")])
+    sessions_table, _ = tables(settings)
+    (template,) = [dict(entity) for entity in sessions_table.list_entities()]
+    for entity in old_values(template):
+        sessions_table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+
+
+@pytest.mark.usefixtures("old_months")
+def test_export_and_report_of_months_holding_old_values_run_without_a_traceback(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def run(*arguments: str) -> str:
+        ran = run_tool(settings, monkeypatch, capsys, *arguments)
+        assert ran.status == 0, ran.err
+        return ran.out
+
+    for zone in ("Europe/Berlin", "UTC", "America/Los_Angeles", "Pacific/Kiritimati"):
+        for month in ("2025-03", "1601-01", "9999-12"):
+            for output_format in ("csv", "jsonl", "json"):
+                run("export", "--month", month, "--tz", zone, "--format", output_format)
+            for by in ("card", "station", "day"):
+                run("report", "--month", month, "--tz", zone, "--by", by)
+                run("report", "--month", month, "--tz", zone, "--by", by, "--format", "csv")
+    rows = {row["TransactionID"]: row for row in csv_rows(run("export", "--month", "2025-03"))}
+    assert len(rows) == 8  # the valid session and seven old ones of March
+    assert (rows["3"]["EndAt"], rows["3"]["EndLocal"]) == ("9999-12-31T23:59:59Z", "")
+    assert (rows["2"]["EnergyDelivered"], rows["1"]["EnergyDelivered"]) == ("NaN", "1e+308")
+    assert rows["4"]["ChargerID"] == "ABC\\u202e0121\\u0000" and rows["4"]["Id"] == "\\u2028=cmd"
+    for line in run("export", "--month", "2025-03", "--format", "jsonl").splitlines():
+        json.loads(line, parse_constant=lambda constant: pytest.fail(f"{constant} in the JSON export"))
+    report = run("report", "--month", "2025-03", "--by", "card", "--format", "csv")
+    assert csv_rows(report)[-1]["card"] == "(left out of the sums)"
+    assert "nan" not in report.lower() and "inf" not in report.lower()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="partition_range (sessions/storage/tables.py) ends the range of 9999-12 at '10000-01', "
+    "which sorts before '9999-12': the query reads no partition",
+)
+@pytest.mark.usefixtures("old_months")
+def test_a_session_of_the_last_month_table_storage_holds_is_exported(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ran = run_tool(settings, monkeypatch, capsys, "export", "--month", "9999-12", "--tz", "UTC")
+    assert [row["StartAt"] for row in csv_rows(ran.out)] == ["9999-12-31T23:30:00Z"]

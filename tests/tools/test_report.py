@@ -1,4 +1,8 @@
-"""`python -m sessions report` against Azurite: totals that equal the export, tables, CSV, charts."""
+"""`python -m sessions report` against Azurite: totals that equal the export, and the chart option.
+
+The report's sums, table and CSV as pure functions: tests/unit/test_report_sums.py; the chart's
+drawing: tests/unit/test_report_chart.py.
+"""
 
 from __future__ import annotations
 
@@ -73,44 +77,6 @@ def test_the_report_totals_equal_the_sum_of_the_exported_rows(
     assert int(total["sessions"]) == len(exported) == march
     assert total["kWh"] == f"{math.fsum(float(row['EnergyKWh']) for row in exported):.3f}"
     assert total["hours"] == f"{math.fsum(float(row['DurationSeconds']) for row in exported) / 3600:.2f}"
-
-
-@pytest.mark.usefixtures("march")
-def test_the_report_by_day_has_every_local_day_of_the_month(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    ran = run_tool(
-        settings, monkeypatch, capsys, "report", "--month", "2025-03", "--by", "day", "--format", "csv"
-    )
-    days = [row["day"] for row in csv_rows(ran.out)][:-1]
-    assert days == [f"2025-03-{day:02d}" for day in range(1, 32)]
-
-
-def test_the_report_is_an_aligned_table_with_a_total(
-    march: int, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    ran = run_tool(settings, monkeypatch, capsys, "report", "--month", "2025-03", "--by", "station")
-    title, blank, header, rule, *body = ran.out.splitlines()
-    assert title == "Sessions of 2025-03 (Europe/Berlin), by station" and blank == ""
-    assert header.split() == ["station", "sessions", "kWh", "hours"]
-    *stations, closing_rule, total = body
-    assert closing_rule == rule and total.split()[:2] == ["total", str(march)]
-    # Numbers are right-aligned under their headings: every line ends at the same column.
-    assert {len(line) for line in [header, *stations, total]} == {len(rule)}
-    assert len(stations) >= 10
-
-
-def test_the_report_uses_a_decimal_comma_for_german_excel(
-    store: SessionStore,
-    settings: Settings,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    store_sessions(store, [session(StartAt="2025-03-10T10:00:00Z", EndAt="2025-03-10T11:30:00Z", Id="C1")])
-    ran = run_tool(
-        settings, monkeypatch, capsys, "report", "--month", "2025-03", "--format", "csv", "--excel-de"
-    )
-    assert ran.out.splitlines()[:2] == ["card;sessions;kWh;hours", "C1;1;17,233;1,50"]
 
 
 @pytest.mark.usefixtures("march")
