@@ -124,7 +124,9 @@ def parse_timestamp(value: Any) -> datetime:
     date-time without a zone (whose instant nobody knows); an offset of hours only (`+02`);
     seconds left out; week or ordinal dates and the basic format (`20250109T130434Z`);
     non-ASCII digits; and values that name no instant (`2025-02-30`, `24:00:00`, a leap
-    second `23:59:60`, which Python cannot hold, an offset of 24 hours or more).
+    second `23:59:60`, which Python cannot hold, an offset of 24 hours or more). An instant
+    before 1601-01-01 or after 9999-12-31 in UTC is refused as beyond Table Storage's range
+    (`timestamp_out_of_range`); the plausibility rules (`_start_at`, `_end_at`) come after.
     """
     match = _DATE_TIME.fullmatch(value) if isinstance(value, str) else None
     if match is None or match["zone"] is None:

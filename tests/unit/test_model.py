@@ -28,6 +28,7 @@ from tools.simulate import generate_sessions
 
 RECEIVED = datetime(2025, 1, 10, 7, 0, tzinfo=UTC)
 LIMITS = SessionLimits()
+EXAMPLE = "2025-01-09T13:04:34Z or 2025-01-09T15:04:34+02:00"
 
 
 def judged(
@@ -193,9 +194,6 @@ def test_a_number_is_rejected_never_read_as_unix_time(field: str, value: float) 
 @pytest.mark.parametrize(("value", "kind"), [(None, "null"), (True, "a JSON boolean"), ([], "an array")])
 def test_a_timestamp_of_another_json_type_is_rejected_naming_the_type(value: Any, kind: str) -> None:
     assert errors_of(StartAt=value)["StartAt"].endswith(f"with a zone, such as {EXAMPLE}, not {kind}")
-
-
-EXAMPLE = "2025-01-09T13:04:34Z or 2025-01-09T15:04:34+02:00"
 
 
 @pytest.mark.parametrize("text", ["2025-01-09", "2025-10-10"])
