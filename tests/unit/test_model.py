@@ -1,4 +1,5 @@
-"""The session model: DESIGN.md's contract point 2, rule by rule, and the plausibility rules.
+"""The session model: the rules a sender must know (docs/http-api.md), rule by rule, and the
+plausibility rules (docs/configuration.md).
 
 Every session is judged as `validate_session` judges it in the receiver: against the default
 limits and the instant its push was received (RECEIVED, the morning after the article's example).
