@@ -63,6 +63,8 @@ def expand_body(body: bytes, content_encoding: str | None, limit: int) -> bytes:
     """
     codings = [coding.strip().lower() for coding in (content_encoding or "").split(",") if coding.strip()]
     if codings in ([], ["identity"]):
+        if len(body) > limit:
+            raise BodyTooLarge(f"body is {len(body)} bytes")
         return body
     if codings not in (["gzip"], ["x-gzip"]):
         raise UnsupportedEncoding(
@@ -72,7 +74,7 @@ def expand_body(body: bytes, content_encoding: str | None, limit: int) -> bytes:
     try:
         expanded = expander.decompress(body, limit + 1)
         if len(expanded) > limit:
-            raise BodyTooLarge(f"the gzip body expands to more than {limit} bytes")
+            raise BodyTooLarge("the gzip body expands to more")
         if not expander.eof or expander.unused_data:
             raise InvalidPush("the gzip body is cut short, or holds more than one gzip member")
     except zlib.error as error:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, Protocol
 
@@ -212,7 +212,7 @@ def ingest_push(
     store: SessionStorage,
     *,
     push_id: str,
-    received_at: datetime,
+    received_at: datetime | None = None,
     limits: SessionLimits | None = None,
     raw_archive: str | None = None,
 ) -> IngestResult:
@@ -227,7 +227,7 @@ def ingest_push(
         body,
         store,
         push_id=push_id,
-        received_at=received_at,
+        received_at=received_at or datetime.now(UTC),
         limits=limits or SessionLimits(),
         raw_archive=raw_archive,
     ).run()

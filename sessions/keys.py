@@ -9,6 +9,7 @@ turned back into the key, not even a short one, by trying candidates.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import hmac
 from dataclasses import dataclass
@@ -34,8 +35,10 @@ class KeyVerdict:
     fingerprint: str | None = None
 
 
+@functools.lru_cache(maxsize=16)
 def fingerprint(key: str) -> str:
-    """A short, non-reversible mark of a key, the same wherever it is computed."""
+    """A short, non-reversible mark of a key, the same wherever it is computed (slow by design:
+    computed once per configured key and process)."""
     derived = hashlib.pbkdf2_hmac(
         "sha256", key.strip().encode("utf-8", "surrogatepass"), _FINGERPRINT_SALT, _FINGERPRINT_ROUNDS
     )

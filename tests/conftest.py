@@ -42,7 +42,10 @@ def settings(azurite: Azurite) -> Settings:
         storage=StorageConnection(connection_string=azurite.connection_string),
         sessions_table=unique_table("Sessions"),
         rejected_table=unique_table("Rejected"),
+        session_index_table=unique_table("Index"),
+        pushes_table=unique_table("Pushes"),
         raw_archive_container=f"raw-{uuid.uuid4().hex[:16]}",
+        push_queue=f"push-{uuid.uuid4().hex[:16]}",
     )
 
 

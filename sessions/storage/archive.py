@@ -91,7 +91,7 @@ class RawArchive:
         if self._container_ready or not self._create_container:
             return
         with self._container_lock:
-            where = f"cannot create container {self.container.container_name}"
+            where = f"raw archive: cannot create container {self.container.container_name}"
             with storage_errors(where, ArchiveUnavailable), contextlib.suppress(ResourceExistsError):
                 self.container.create_container()
             self._container_ready = True
@@ -99,7 +99,7 @@ class RawArchive:
     def check_health(self) -> None:
         """Raise ArchiveUnavailable unless the container can be reached (reads no push)."""
         self.ensure_container()
-        with storage_errors(f"container {self.container.container_name}", ArchiveUnavailable):
+        with storage_errors(f"raw archive: container {self.container.container_name}", ArchiveUnavailable):
             try:
                 self.container.get_container_properties()
             except ResourceNotFoundError:
@@ -123,7 +123,7 @@ class RawArchive:
         # The fastest level: a push is answered within its deadline, and JSON still shrinks fivefold.
         compressed = gzip.compress(body, compresslevel=1, mtime=0)
         self.ensure_container()
-        with storage_errors(f"archive {name}", ArchiveUnavailable):
+        with storage_errors(f"raw archive: {name}", ArchiveUnavailable):
             try:
                 self._upload(name, compressed, metadata)
             except ResourceNotFoundError:
@@ -157,7 +157,7 @@ class RawArchive:
 
     def _pushes_of_day(self, day: date, start: datetime, end: datetime) -> list[ArchivedPush]:
         found = []
-        with storage_errors(f"cannot list the archive of {day}", ArchiveUnavailable):
+        with storage_errors(f"raw archive: cannot list {day}", ArchiveUnavailable):
             try:
                 for blob in self.container.list_blobs(
                     name_starts_with=f"{day:%Y/%m/%d}/", include=["metadata"]
@@ -171,7 +171,7 @@ class RawArchive:
 
     def body_at(self, name: str) -> bytes:
         """The push body archived under `name`, exactly as it arrived."""
-        with storage_errors(f"cannot read {name}", ArchiveUnavailable):
+        with storage_errors(f"raw archive: cannot read {name}", ArchiveUnavailable):
             return gzip.decompress(self.container.download_blob(name).readall())
 
 

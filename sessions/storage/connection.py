@@ -7,6 +7,7 @@ through `storage_errors`, so that callers deal in one exception that says "try a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -56,6 +57,10 @@ QUEUE_API_VERSION = "2026-06-06"
 _EXPLICIT_ENDPOINTS = ("BlobEndpoint", "QueueEndpoint", "TableEndpoint", "FileEndpoint")
 
 
+# The service's error code in an OData or XML error body.
+_ERROR_CODE = re.compile(r'"code"\s*:\s*"(\w+)"|<Code>(\w+)</Code>')
+
+
 class StorageUnavailable(Exception):
     """Storage could not be reached or did not take every write; a retry of the push is safe."""
 
@@ -81,11 +86,15 @@ def within_deadline(request: Any) -> None:
 
 
 def brief_error(error: AzureError) -> str:
-    """The first line of an SDK error: enough to act on, no request dump."""
+    """The service's error code and the first line of an SDK error: enough to act on, no dump."""
     text = str(getattr(error, "message", None) or error).strip()
     first_line = text.splitlines()[0][:300] if text else type(error).__name__
     code = getattr(error, "error_code", None)
     code = getattr(code, "value", code)  # TableErrorCode members print as their enum name
+    if not code:
+        # Some operations (an insert, say) leave the code in the response body only.
+        found = _ERROR_CODE.search(str(error))
+        code = (found.group(1) or found.group(2)) if found else None
     return f"{code}: {first_line}" if code else first_line
 
 

@@ -669,7 +669,7 @@ class SessionStore:
                         entity
                         for home, row_key in outside
                         for entity in self._rows(self.sessions_table, home, [row_key])
-                        if start <= entity["StartAt"] < end
+                        if isinstance(entity.get("StartAt"), datetime) and start <= entity["StartAt"] < end
                     ]
                     if found:
                         yield [dict(entity) for entity in found]
@@ -732,8 +732,12 @@ class SessionStore:
             except TableTransactionError as error:
                 if _is_transient(error):
                     raise
-                # Something in this transaction was refused or met a concurrent writer: judge
-                # each operation on its own, so that the rest are not dropped with it.
+                if _is_conflict(error):
+                    # A concurrent writer got to one of them first: the caller reads them all
+                    # again and decides again, which costs one read, not one write each.
+                    return [Outcome(operation, Verdict.CONFLICT, brief_error(error)) for operation in batch]
+                # Something in this transaction was refused for good: judge each operation on
+                # its own, so that the rest are not dropped with it.
                 log.info(
                     "table %s did not take a transaction of %d (%s); writing its operations one by one",
                     table.table_name,
@@ -853,9 +857,10 @@ def partition_range(start: datetime, end: datetime) -> tuple[str, str]:
     if end <= start:
         raise ValueError("the period must end after it starts")
     first = month_partition(start)
-    last = (end - timedelta(microseconds=1)).astimezone(UTC)
-    year, month = (last.year + 1, 1) if last.month == 12 else (last.year, last.month + 1)
-    return first, f"{year:04d}-{month:02d}"
+    last = month_partition((end - timedelta(microseconds=1)).astimezone(UTC))
+    # The bound after the last month: "YYYY-13" sorts after "YYYY-12" and before any later year,
+    # even after 9999-12 (where "10000-01" would sort before it).
+    return first, f"{last[:5]}{int(last[5:]) + 1:02d}"
 
 
 def _windows(transactions: Sequence[int]) -> Iterator[tuple[int, int]]:
@@ -895,14 +900,18 @@ def _summary(entity: TableEntity) -> dict[str, Any]:
 
 
 def _table_missing(error: BaseException | None) -> bool:
-    return isinstance(error, ResourceNotFoundError) or getattr(error, "status_code", None) == 404
+    """Whether the service said the table itself is missing (not one entity of it)."""
+    if not isinstance(error, HttpResponseError) or error.status_code != 404:
+        return False
+    return "TableNotFound" in brief_error(error) or "ResourceNotFound" not in brief_error(error)
 
 
 def _is_conflict(error: HttpResponseError) -> bool:
-    return error.status_code in (409, 412)
+    """A concurrent writer got there first: exists already, changed since read, or deleted since."""
+    return error.status_code in (409, 412) or (error.status_code == 404 and not _table_missing(error))
 
 
 def _is_transient(error: HttpResponseError) -> bool:
     status = error.status_code
     # Authorisation and missing tables are not the sender's fault: answer 503, not a rejection.
-    return status is None or status in _TRANSIENT_STATUS or status in (401, 403, 404)
+    return status is None or status in _TRANSIENT_STATUS or status in (401, 403) or _table_missing(error)

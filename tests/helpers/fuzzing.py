@@ -2,8 +2,11 @@
 
 A body is built as JSON text by hand, so that it can hold what Python's json module would never
 write: NaN and Infinity literals, 1e400, duplicate keys, byte order marks, invalid UTF-8, nesting
-10,000 levels deep. Every session carries its own verdict, decided by how it was made (not by
-asking the code under test): `valid` ones must be stored, `invalid` ones quarantined.
+10,000 levels deep, lone surrogate escapes. Every session carries its own verdict, decided by how
+it was made (not by asking the code under test): `valid` ones must be stored, `invalid` ones
+quarantined. Valid sessions are plausible by the default limits (sessions.settings.SessionLimits)
+for a push received now: they start after 2010 and end in the past, last at most two days, and
+carry no more energy than their duration allows.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -46,6 +50,8 @@ class GeneratedSession:
     valid: bool
     start: datetime | None = None  # the StartAt instant of a valid session, for its partition
     mutation: str = "none"
+    # An item no value can be read of (nested too deep, a number too long, a lone surrogate).
+    odd: bool = False
 
     @property
     def value(self) -> dict[str, Any]:
@@ -58,8 +64,11 @@ class GeneratedSession:
         value = self.value
         return value["ChargerID"], value["TransactionID"], f"{self.start:%Y-%m}"
 
-    def quarantine_id(self) -> str:
-        """The documented quarantine RowKey: SHA-256 of the canonical JSON (sorted keys)."""
+    def quarantine_id(self, *, spaced: bool = False) -> str:
+        """The documented quarantine RowKey: SHA-256 of the canonical JSON (sorted keys), or of the
+        session's JSON text as sent when no value can be read of it (an odd item)."""
+        if self.odd:
+            return hashlib.sha256(write_json(self, spaced=spaced).strip().encode("utf-8")).hexdigest()
         canonical = json.dumps(self.value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -72,6 +81,21 @@ class GeneratedPush:
     sessions: list[GeneratedSession] = field(default_factory=list)
     is_push: bool = True
     shape: str = "array"
+    spaced: bool = False
+
+    def homes(self) -> dict[tuple[str, int], str]:
+        """Where each session of the push is stored when the push is its first: one record per
+        (ChargerID, TransactionID), the later copy winning, in the UTC month of its StartAt."""
+        homes: dict[tuple[str, int], str] = {}
+        for item in self.sessions:
+            if item.valid:
+                charger_id, transaction_id, month = item.identity()
+                homes[(charger_id, transaction_id)] = month
+        return homes
+
+    def quarantine_ids(self) -> set[str]:
+        """The quarantine ids of its invalid sessions."""
+        return {item.quarantine_id(spaced=self.spaced) for item in self.sessions if not item.valid}
 
 
 def _parsed(value: Any) -> Any:
@@ -125,6 +149,18 @@ _EXTRA_VALUES = (
 _EXTRA_NAMES = st.text(min_size=1, max_size=12).filter(lambda name: name not in FIELDS)
 
 
+# Identifiers: letters and digits, the characters Table Storage forbids in keys, and a few others;
+# never control, format or invisible characters, edge spaces or forms NFKC would change.
+_IDENTIFIER_CHARACTERS = st.sampled_from(
+    list("ABCDEFGHIJKLMNOPQRSTUVWXYZabcxyz0123456789-_.:/\\#?%'\" ,;()+=@*&") + list("éüßÅøŁλЖ✓中")
+)
+_IDENTIFIERS = st.text(_IDENTIFIER_CHARACTERS, min_size=1, max_size=12).filter(
+    lambda text: text == text.strip() and unicodedata.normalize("NFKC", text) == text
+)
+# The newest a valid session may start: the push is received now, and a session ends before it.
+_LATEST_START = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=3)
+
+
 def _padded(text: str, length: int) -> str:
     """`text`, made up to `length` characters (the longest ChargerID is 160) when it is shorter."""
     return text + "\u00e9" * (length - len(text)) if length > len(text) else text
@@ -142,25 +178,30 @@ def _timestamp(moment: datetime, offset_minutes: int, precision: str, zulu: bool
 def valid_sessions(draw: st.DrawFn) -> GeneratedSession:
     """A session within every rule of the contract, in many spellings."""
     start = draw(
-        st.datetimes(min_value=datetime(1601, 1, 2), max_value=datetime(9999, 12, 28), timezones=st.just(UTC))
+        st.datetimes(min_value=datetime(2010, 1, 2), max_value=_LATEST_START, timezones=st.just(UTC))
     )
     end = start + draw(st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=2)))
+    # At most what 4 MW deliver in the session (a minute at least), and never more than 5 MWh.
+    hours = max((end - start).total_seconds(), 60) / 3600
+    most_wh = min(5_000_000.0, 4_000_000.0 * hours)
+    fraction = draw(st.floats(0, 0.999))
+    energy = draw(st.sampled_from([math.floor(most_wh * fraction), most_wh * fraction, 0]))
     offset = draw(st.sampled_from([0, 0, 60, -300, 330, 14 * 60, -12 * 60]))
     precision = draw(st.sampled_from(["seconds", "milliseconds", "microseconds"]))
     zulu = draw(st.booleans())
     soc = st.none() | st.integers(0, 100) | st.floats(0, 100)
     pairs: list[tuple[str, Any]] = [
         ("TransactionID", draw(st.integers(0, 2**63 - 1))),
-        ("ChargerID", _padded(draw(st.text(min_size=1, max_size=12)), draw(st.sampled_from([0, 0, 0, 160])))),
+        ("ChargerID", _padded(draw(_IDENTIFIERS), draw(st.sampled_from([0, 0, 0, 160])))),
         ("ConnectorID", draw(st.integers(0, 2**31 - 1))),
         ("StartAt", _timestamp(start, offset, precision, zulu)),
         ("EndAt", _timestamp(end, draw(st.sampled_from([0, 120, -60])), precision, zulu)),
-        ("EnergyDelivered", draw(st.integers(0, 10**12) | st.floats(0, 1e12))),
+        ("EnergyDelivered", energy),
     ]
     for name, values in (
         ("InitialSoC", soc),
         ("EndSoC", soc),
-        ("Id", st.none() | st.text(max_size=12) | st.integers(-(10**20), 10**20)),
+        ("Id", st.none() | st.just("") | _IDENTIFIERS | st.integers(-(10**20), 10**20)),
     ):
         if draw(st.booleans()):
             pairs.append((name, draw(values)))
@@ -174,14 +215,61 @@ def valid_sessions(draw: st.DrawFn) -> GeneratedSession:
 # Each of these makes a valid session invalid, whatever else it holds.
 _INVALID_VALUES: dict[str, list[Any]] = {
     "TransactionID": ["7030760", -1, 2**63, 1.5, True, None, [], 10**400 // 10**100, HUGE],
-    "ChargerID": ["", "x" * 161, 42, None, ["TACW"], "G" * GIGANTIC],
+    "ChargerID": [
+        "",
+        "x" * 161,
+        42,
+        None,
+        ["TACW"],
+        "G" * GIGANTIC,
+        "TACW 1 ",
+        " TACW1",
+        "TACW\u00a01",
+        "TACW\u200b1",
+        "TACW\u202e1",
+        "TACW\x001",
+        "\uff34\uff21\uff23\uff37",
+        "Cafe\u0301",
+    ],
     "ConnectorID": [-1, 2**31, "1", 1.0, False, NAN],
-    "StartAt": ["2025-01-09T13:04:34", 1736427874, "yesterday", "1600-06-01T00:00:00Z", None],
-    "EndAt": ["1601-01-01T00:00:00Z", "2025-01-10 06:02", 0, {"at": "now"}],
+    "StartAt": [
+        "2025-01-09T13:04:34",
+        1736427874,
+        "yesterday",
+        "1600-06-01T00:00:00Z",
+        None,
+        "20251010",
+        "1736427874",
+        "0",
+        "-1",
+        "2025-01-09",
+        "1970-01-01T00:00:00Z",
+        "2009-12-31T23:00:00Z",
+    ],
+    "EndAt": [
+        "1601-01-01T00:00:00Z",
+        "2025-01-10 06:02",
+        0,
+        {"at": "now"},
+        "9999-12-31T23:59:59Z",
+        "20250110",
+    ],
     "InitialSoC": [100.5, -0.1, "50", NAN, INFINITY, True],
     "EndSoC": [101, -1, MINUS_INFINITY, HUGE, [50]],
-    "EnergyDelivered": [-1, -0.001, NAN, INFINITY, MINUS_INFINITY, HUGE, "17233", None, True],
-    "Id": [True, [1], {"tag": 1}, NAN, "I" * GIGANTIC],
+    "EnergyDelivered": [
+        -1,
+        -0.001,
+        NAN,
+        INFINITY,
+        MINUS_INFINITY,
+        HUGE,
+        "17233",
+        None,
+        True,
+        1e308,
+        5_000_001,
+    ],
+    "Id": [True, [1], {"tag": 1}, NAN, "I" * GIGANTIC, "card\u200b", " 1234", "12\u202e34"],
 }
 
 
@@ -189,7 +277,19 @@ _INVALID_VALUES: dict[str, list[Any]] = {
 def invalid_sessions(draw: st.DrawFn) -> GeneratedSession:
     """A valid session spoiled in one way the contract rejects."""
     base = draw(valid_sessions())
-    kind = draw(st.sampled_from(["missing", "bad_value", "bad_value", "gigantic_extra", "not_utc_range"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "missing",
+                "bad_value",
+                "bad_value",
+                "gigantic_extra",
+                "not_utc_range",
+                "bad_extra",
+                "in_the_future",
+            ]
+        )
+    )
     pairs = list(base.pairs)
     if kind == "missing":
         name = draw(st.sampled_from(REQUIRED))
@@ -202,6 +302,14 @@ def invalid_sessions(draw: st.DrawFn) -> GeneratedSession:
         pairs = [(key, value) for key, value in pairs if key not in ("StartAt", "EndAt")]
         pairs += [("StartAt", "9999-12-31T23:00:00-05:00"), ("EndAt", "9999-12-31T23:30:00-05:00")]
         mutation = "after 9999 in UTC"
+    elif kind == "in_the_future":
+        pairs = [(key, value) for key, value in pairs if key not in ("StartAt", "EndAt")]
+        pairs += [("StartAt", "2030-01-01T00:00:00Z"), ("EndAt", "2030-01-01T01:00:00Z")]
+        mutation = "years in the future"
+    elif kind == "bad_extra":
+        bad_extra = draw(st.sampled_from([NAN, INFINITY, HUGE, int("9" * 4000), _nested(40)]))
+        pairs.append(("Odd", bad_extra))
+        mutation = f"extra field {write_json(bad_extra)[:30]}"
     else:
         name = draw(st.sampled_from(sorted(_INVALID_VALUES)))
         bad = draw(st.sampled_from(_INVALID_VALUES[name]))
@@ -214,19 +322,24 @@ def invalid_sessions(draw: st.DrawFn) -> GeneratedSession:
     return GeneratedSession(pairs, valid=False, mutation=mutation)
 
 
+def _nested(depth: int) -> Any:
+    value: Any = "deep"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 @st.composite
 def sessions_with_odd_but_valid_extras(draw: st.DrawFn) -> GeneratedSession:
-    """Valid sessions whose extra fields hold NaN, 1e400, duplicate keys or deep nesting."""
+    """Valid sessions whose extra fields hold duplicate keys, nesting, long integers or control
+    characters: all standard JSON a table can hold."""
     base = draw(valid_sessions())
     odd = draw(
         st.sampled_from(
             [
-                NAN,
-                INFINITY,
-                HUGE,
                 RawPairs((("dup", 1), ("dup", 2))),
-                [[[[[[[[[[["ten levels"]]]]]]]]]]],
-                int("9" * 4000),
+                _nested(10),
+                int("9" * 39),
                 "\u0000\u001f\u007f\u2028\ufeff",
             ]
         )
@@ -241,8 +354,28 @@ def sessions_with_odd_but_valid_extras(draw: st.DrawFn) -> GeneratedSession:
     return base
 
 
+@st.composite
+def odd_sessions(draw: st.DrawFn) -> GeneratedSession:
+    """Sessions no value can be read of, which the push must still take (rejected on their own)."""
+    base = draw(valid_sessions())
+    kind = draw(st.sampled_from(["deep", "long_number", "lone_surrogate"]))
+    pairs = list(base.pairs)
+    if kind == "deep":
+        # Written as text: nesting this deep is beyond any recursive writer (and reader).
+        pairs.append(("Nested", Literal("[" * 10_000 + "]" * 10_000, math.nan)))
+    elif kind == "long_number":
+        pairs.append(("Meter", Literal("9" * 5000, math.inf)))
+    else:
+        pairs.append(("Id", Literal('"\\ud83d"', math.nan)))
+    return GeneratedSession(pairs, valid=False, mutation=f"odd: {kind}", odd=True)
+
+
 any_session = st.one_of(
-    valid_sessions(), valid_sessions(), invalid_sessions(), sessions_with_odd_but_valid_extras()
+    valid_sessions(),
+    valid_sessions(),
+    invalid_sessions(),
+    sessions_with_odd_but_valid_extras(),
+    odd_sessions(),
 )
 
 
@@ -262,7 +395,7 @@ def pushes(draw: st.DrawFn, *, max_sessions: int = 6) -> GeneratedPush:
     body = text.encode("utf-8")
     if draw(st.booleans()):
         body, shape = b"\xef\xbb\xbf" + body, f"{shape} with BOM"
-    return GeneratedPush(body, sessions, is_push=True, shape=shape)
+    return GeneratedPush(body, sessions, is_push=True, shape=shape, spaced=spaced)
 
 
 @st.composite
@@ -276,14 +409,11 @@ def bodies_that_are_not_pushes(draw: st.DrawFn) -> GeneratedPush:
                 "invalid_utf8",
                 "truncated",
                 "deep_nesting",
-                "deep_nesting_in_a_session",
                 "utf16",
                 "two_boms",
                 "scalar",
                 "non_object_item",
                 "trailing_garbage",
-                "lone_surrogate",
-                "number_too_long",
                 "empty",
             ]
         )
@@ -300,8 +430,6 @@ def bodies_that_are_not_pushes(draw: st.DrawFn) -> GeneratedPush:
         body = body[: draw(st.integers(start, len(body) - 1))]
     elif kind == "deep_nesting":
         body = b"[" * 10_000 + b"]" * 10_000
-    elif kind == "deep_nesting_in_a_session":
-        body = b'[{"ChargerID": "DEEP", "Nested": ' + b"[" * 10_000 + b"]" * 10_000 + b"}]"
     elif kind == "utf16":
         body = body.decode("utf-8-sig").encode("utf-16")
     elif kind == "two_boms":
@@ -314,10 +442,6 @@ def bodies_that_are_not_pushes(draw: st.DrawFn) -> GeneratedPush:
         body = b"[" + b",".join([*first, item]) + b"]"
     elif kind == "trailing_garbage":
         body = body + draw(st.sampled_from([b" x", b"]", b"{}", b"\x00"]))
-    elif kind == "lone_surrogate":
-        body = b'[{"ChargerID": "\\ud800", "TransactionID": 1}]'
-    elif kind == "number_too_long":
-        body = b'[{"TransactionID": ' + b"9" * 5000 + b"}]"
     else:
         body = draw(st.sampled_from([b"", b"   ", b"\r\n"]))
     return GeneratedPush(body, [], is_push=False, shape=kind)

@@ -26,9 +26,10 @@ def tables(settings: Settings) -> tuple[TableClient, TableClient]:
 
 
 def all_entities(table: TableClient) -> list[dict[str, Any]]:
-    """Every entity of a table (an empty list when the table does not exist yet)."""
+    """Every entity of a table (an empty list when the table does not exist yet), but for the
+    quarantine's own bookkeeping (its count and arrival list, RowKeys starting with "~")."""
     try:
-        return [dict(entity) for entity in table.list_entities()]
+        return [dict(entity) for entity in table.list_entities() if not str(entity["RowKey"]).startswith("~")]
     except ResourceNotFoundError:
         return []
 

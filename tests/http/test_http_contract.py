@@ -24,6 +24,7 @@ SAMPLES = PROJECT / "samples"
 CLOSED_PORT_STORAGE = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
     "TableEndpoint=http://127.0.0.1:9/devstoreaccount1;BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;"
+    "QueueEndpoint=http://127.0.0.1:9/devstoreaccount1;"
 )
 
 

@@ -87,7 +87,7 @@ def test_every_configured_key_is_compared_whatever_the_key_presented(monkeypatch
         ("first-key" + "x" * 5000, KeyCheck.WRONG),
     ]:
         compared.clear()
-        assert ring.check(presented) is verdict
+        assert ring.check(presented).check is verdict
         # All three, every time, and always over digests of one length: no early exit, no length leak.
         assert len(compared) == 3
         assert {len(a) for a, _ in compared} | {len(b) for _, b in compared} == {32}
@@ -166,10 +166,16 @@ def test_each_push_logs_one_line_with_its_id_counts_duration_and_outcome(
 
     taken, invalid = events(caplog, "push")
     assert taken["push_id"] == answer["push_id"]
-    assert (taken["outcome"], taken["received"], taken["stored"], taken["rejected"]) == ("taken", 3, 2, 1)
+    assert (taken["status"], taken["outcome"], taken["received"], taken["stored"], taken["rejected"]) == (
+        200,
+        "stored",
+        3,
+        2,
+        1,
+    )
     assert taken["duration_ms"] > 0 and taken["body_bytes"] == len(as_body(pushed))
     assert taken["raw_archive"].endswith(f"-{answer['push_id']}.json.gz")
-    assert (invalid["outcome"], invalid["received"], invalid["stored"]) == ("invalid", 0, 0)
+    assert (invalid["status"], invalid["outcome"]) == (400, "refused") and "received" not in invalid
     (rejected,) = events(caplog, "session_rejected")
     assert rejected == {
         "event": "session_rejected",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,10 @@ from devtools.azurite import Azurite
 from devtools.served import ServedReceiver, receiver_environment, start_receiver
 from sessions.ingest import ingest_push
 from sessions.settings import Settings, StorageConnection
-from sessions.storage import SessionStore, StorageUnavailable, WriteFailure
-from sessions.storage.entities import TableWrite
+from sessions.storage import SessionStore, StorageUnavailable
 from tests.helpers.fuzzing import GeneratedSession
 from tests.helpers.pushes import OLD_KEY, as_body, post, session
+from tests.helpers.stores import SpoilingStore
 from tests.helpers.tables import all_entities, tables
 
 
@@ -143,40 +143,12 @@ def all_entities_page(table: Any) -> list[Any]:
         return []
 
 
-class RefusingStore:
-    """The real store, with chosen entities made too large for the service on their way out."""
-
-    def __init__(
-        self, store: SessionStore, *, sessions: frozenset[int] = frozenset(), quarantine: bool = False
-    ) -> None:
-        self.store = store
-        self.spoiled_sessions = sessions
-        self.spoil_quarantine = quarantine
-
-    @staticmethod
-    def spoiled(write: TableWrite) -> TableWrite:
-        return TableWrite({**write.entity, "Spoiler": "x" * 40_000}, write.payload_bytes)
-
-    def save_sessions(self, writes: Sequence[TableWrite]) -> list[WriteFailure]:
-        return self.store.save_sessions(
-            [
-                self.spoiled(write) if write.entity["TransactionID"].value in self.spoiled_sessions else write
-                for write in writes
-            ]
-        )
-
-    def save_rejections(self, writes: Sequence[TableWrite]) -> None:
-        self.store.save_rejections(
-            [self.spoiled(write) for write in writes] if self.spoil_quarantine else writes
-        )
-
-
 def test_entities_refused_in_several_concurrent_transactions_are_quarantined_and_the_rest_stored(
     store: SessionStore, settings: Settings
 ) -> None:
     valid, _ = large_push(900)  # 10 transactions over two months, written four at a time
     refused = frozenset({5, 450, 899})
-    result = ingest_push(as_body(valid), RefusingStore(store, sessions=refused), push_id="p")
+    result = ingest_push(as_body(valid), SpoilingStore(store, sessions=refused), push_id="p")
     assert result.stored == 897
     assert sorted(rejection.index for rejection in result.rejections) == sorted(refused)
     assert all("PropertyValueTooLarge" in r.errors[0].message for r in result.rejections)
@@ -191,7 +163,7 @@ def test_a_quarantine_entry_the_service_refuses_makes_the_push_unavailable_not_s
     store: SessionStore, settings: Settings
 ) -> None:
     pushed = [session(), session(EndSoC=120)]
-    with pytest.raises(StorageUnavailable, match="quarantine refused"):
-        ingest_push(as_body(pushed), RefusingStore(store, quarantine=True), push_id="p")
+    with pytest.raises(StorageUnavailable, match="the quarantine refused"):
+        ingest_push(as_body(pushed), SpoilingStore(store, quarantine=True), push_id="p")
     # The valid session is stored (a retry rewrites it), but the push is not claimed taken.
     assert sessions_and_quarantine(settings)[1] == set()

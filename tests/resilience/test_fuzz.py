@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any, cast
 
 import azure.functions as func
 import hypothesis
 import pytest
 import requests
-from azure.data.tables._serialize import _add_entity_properties
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
@@ -30,12 +28,13 @@ from sessions import receiver as receiver_module
 from sessions.ingest import ingest_push
 from sessions.keys import KEY_HEADER
 from sessions.receiver import Receiver
-from sessions.results import PushResult
 from sessions.settings import Settings
-from sessions.storage import SessionStore, WriteFailure
-from sessions.storage.archive import ArchivedPush, RawArchive
-from sessions.storage.entities import TableWrite, session_row_key
+from sessions.storage import RawArchive, SessionStore
+from sessions.storage.entities import session_row_key
+from sessions.storage.pushes import PushRecords
+from sessions.storage.queues import MessageQueue
 from tests.helpers.fuzzing import GeneratedPush, GeneratedSession, any_body, pushes
+from tests.helpers.memory import MemoryArchive, MemoryQueue, MemoryRecords, MemoryStore
 from tests.helpers.pushes import OLD_KEY, as_body, session
 from tests.helpers.tables import all_entities, tables
 
@@ -44,56 +43,21 @@ HANDLER_EXAMPLES = 2000
 HTTP_EXAMPLES = 200
 
 
-class RecordingStore:
-    """Stands in for Table Storage: keeps every write, refuses none, but serialises each as the SDK would."""
-
-    def __init__(self) -> None:
-        self.sessions: list[TableWrite] = []
-        self.rejections: list[TableWrite] = []
-
-    def save_sessions(self, writes: list[TableWrite]) -> list[WriteFailure]:
-        self.sessions.extend(serialisable(writes))
-        return []
-
-    def save_rejections(self, writes: list[TableWrite]) -> None:
-        self.rejections.extend(serialisable(writes))
-
-
-def serialisable(writes: list[TableWrite]) -> list[TableWrite]:
-    """The writes, once the SDK's own entity serialiser has taken each (it raises on an Int64 overflow)."""
-    for write in writes:
-        _add_entity_properties(dict(write.entity))
-    return writes
-
-
-class RecordingArchive:
-    """Stands in for the raw archive: keeps every body and its outcome."""
-
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-        self.outcomes: list[str] = []
-
-    def store_body(
-        self, body: bytes, *, push_id: str, received_at: datetime, content_type: str | None
-    ) -> ArchivedPush:
-        self.bodies.append(body)
-        return ArchivedPush(f"archived-{push_id}", push_id, received_at, {})
-
-    def record_outcome(self, push: ArchivedPush, outcome: str, result: PushResult | None) -> None:
-        self.outcomes.append(outcome)
-
-
 @pytest.fixture
 def fresh_receiver() -> Iterator[None]:
     yield
     receiver_module._current = None
 
 
-def take(body: bytes) -> tuple[func.HttpResponse, RecordingStore, RecordingArchive]:
-    """One push through function_app's own handler, with the receiver writing to recorders."""
-    store, archive = RecordingStore(), RecordingArchive()
+def take(body: bytes) -> tuple[func.HttpResponse, MemoryStore, MemoryArchive]:
+    """One push through function_app's own handler, with the receiver writing to memory."""
+    store, archive = MemoryStore(), MemoryArchive()
     receiver_module._current = Receiver(
-        Settings(api_keys=(OLD_KEY,)), cast(SessionStore, store), cast(RawArchive, archive)
+        Settings(api_keys=(OLD_KEY,)),
+        cast(SessionStore, store),
+        cast(RawArchive, archive),
+        cast(PushRecords, MemoryRecords()),
+        cast(MessageQueue, MemoryQueue()),
     )
     request = func.HttpRequest(
         "POST",
@@ -106,18 +70,17 @@ def take(body: bytes) -> tuple[func.HttpResponse, RecordingStore, RecordingArchi
     return response, store, archive
 
 
-def check_push(push: GeneratedPush, answer: dict[str, Any], store: RecordingStore) -> None:
+def check_push(push: GeneratedPush, answer: dict[str, Any], store: MemoryStore) -> None:
     """Every valid session stored, every invalid one quarantined, nothing else written."""
     valid = [item for item in push.sessions if item.valid]
     invalid = [item for item in push.sessions if not item.valid]
     stored = {
         (entity["ChargerID"], entity["TransactionID"].value, entity["PartitionKey"])
-        for entity in (write.entity for write in store.sessions)
+        for entity in store.records()
     }
-    assert stored == {item.identity() for item in valid}, [item.mutation for item in push.sessions]
-    assert len(store.sessions) == len(stored)
-    assert {write.row_key for write in store.rejections} == {item.quarantine_id() for item in invalid}
-    assert len(store.rejections) == len({item.quarantine_id() for item in invalid})
+    expected = {(*identity, home) for identity, home in push.homes().items()}
+    assert stored == expected, ([item.mutation for item in push.sessions], answer)
+    assert set(store.quarantined) == push.quarantine_ids(), [item.mutation for item in push.sessions]
     assert answer["received"] == len(push.sessions)
     assert answer["stored"] == len(valid) and answer["rejected"] == len(invalid)
     indices = [rejection["index"] for rejection in answer["rejected_sessions"]]
@@ -134,16 +97,14 @@ def check_push(push: GeneratedPush, answer: dict[str, Any], store: RecordingStor
 def test_any_body_with_a_valid_key_is_taken_in_full_or_refused_whole(push: GeneratedPush) -> None:
     response, store, archive = take(push.body)
     assert response.status_code in (200, 400), (push.shape, response.get_body()[:300])
-    assert archive.bodies == [push.body]
+    assert list(archive.bodies.values()) == [push.body]
     answer = json.loads(response.get_body())
     if not push.is_push:
         assert response.status_code == 400, (push.shape, answer)
         assert answer["error"] == "invalid_body"
-        assert store.sessions == [] and store.rejections == []
-        assert archive.outcomes == ["invalid"]
+        assert store.sessions == {} and store.quarantined == {}
         return
-    assert response.status_code == 200, (push.shape, answer)
-    assert archive.outcomes == ["taken"]
+    assert response.status_code == 200, (push.shape, answer, [item.mutation for item in push.sessions])
     check_push(push, answer, store)
 
 
@@ -162,7 +123,8 @@ class HttpFuzzRun:
     """What the pushes of one HTTP fuzz run must have left in the tables, taken together."""
 
     def __init__(self) -> None:
-        self.sessions: set[tuple[str, int, str]] = set()
+        # Each session's home: the month it was first stored in, whatever later copies say.
+        self.homes: dict[tuple[str, int], str] = {}
         self.quarantine: set[str] = set()
         self.pushes = 0
 
@@ -191,8 +153,9 @@ def test_fuzzed_pushes_over_http_leave_exactly_their_sessions_in_azurite(
         assert response.status_code == (200 if push.is_push else 400), (push.shape, response.text[:300])
         if push.is_push:
             run.pushes += 1
-            run.sessions |= {item.identity() for item in push.sessions if item.valid}
-            run.quarantine |= {item.quarantine_id() for item in push.sessions if not item.valid}
+            for identity, home in push.homes().items():
+                run.homes.setdefault(identity, home)
+            run.quarantine |= push.quarantine_ids()
 
     push_over_http()
     sessions_table, rejected_table = tables(settings)
@@ -200,7 +163,7 @@ def test_fuzzed_pushes_over_http_leave_exactly_their_sessions_in_azurite(
         (entity["ChargerID"], entity["TransactionID"].value, entity["PartitionKey"])
         for entity in all_entities(sessions_table)
     }
-    assert stored == run.sessions
+    assert stored == {(*identity, home) for identity, home in run.homes.items()}
     assert {entity["RowKey"] for entity in all_entities(rejected_table)} == run.quarantine
     assert run.pushes > HTTP_EXAMPLES // 2
     assert "Traceback" not in receiver.log

@@ -16,6 +16,7 @@ from devtools.azurite import Azurite
 from devtools.served import ServedReceiver, receiver_environment
 from sessions.settings import Settings, StorageConnection
 from sessions.storage.archive import ArchivedPush, RawArchive, archive_name, parse_archive_name
+from sessions.storage.pushes import PushRecord, PushRecords
 from tests.helpers.pushes import OLD_KEY, as_body, post, session
 from tests.helpers.tables import all_entities, tables, unique_table
 from tests.helpers.tools import Ran, run_tool_process
@@ -58,7 +59,16 @@ def test_blob_names_are_the_utc_day_time_and_push_id_and_parse_back() -> None:
     assert parse_archive_name("2025/01/09/notes.txt") is None
 
 
-def test_a_push_is_archived_compressed_with_content_type_size_and_outcome(
+def push_record(settings: Settings, push_id: str) -> PushRecord:
+    records = PushRecords.connect(settings)
+    try:
+        (record,) = [found for found in records.of_day(datetime.now(UTC).date()) if found.push_id == push_id]
+    finally:
+        records.close()
+    return record
+
+
+def test_a_push_is_archived_compressed_with_its_content_type_and_size_and_its_record_names_the_blob(
     receiver: ServedReceiver, settings: Settings
 ) -> None:
     body = as_body([session(), session(InitialSoC=250)])
@@ -69,24 +79,26 @@ def test_a_push_is_archived_compressed_with_content_type_size_and_outcome(
     assert arrived is not None and abs(datetime.now(UTC) - arrived) < timedelta(minutes=5)
     assert blob.content_settings.content_type == "application/gzip"
     assert gzip.decompress(container_of(settings).download_blob(blob.name).readall()) == body
+    # Written once, never changed (the archive can be immutable): the outcome is in the push record.
     assert blob.metadata == {
         "push_id": answer["push_id"],
         "received_at": arrived.isoformat(),
         "content_type": "application/json",
         "size": str(len(body)),
-        "outcome": "taken",
-        "received": "2",
-        "stored": "1",
-        "rejected": "1",
     }
+    record = push_record(settings, answer["push_id"])
+    assert (record.status, record.outcome, record.raw_archive) == (200, "stored", blob.name)
+    assert (record.counts["received"], record.counts["stored"], record.counts["rejected"]) == (2, 1, 1)
 
 
-def test_a_body_that_is_not_a_push_is_archived_too_with_outcome_invalid(
+def test_a_body_that_is_not_a_push_is_archived_too_and_recorded_as_refused(
     receiver: ServedReceiver, settings: Settings
 ) -> None:
     assert post(receiver.sessions_url, b'{"truncated": ', key=OLD_KEY).status_code == 400
     (blob,) = archived_blobs(settings)
-    assert blob.metadata["outcome"] == "invalid"
+    push_id = parse_archive_name(blob.name)[1]  # type: ignore[index]
+    record = push_record(settings, push_id)
+    assert (record.status, record.outcome, record.raw_archive) == (400, "refused", blob.name)
     assert gzip.decompress(container_of(settings).download_blob(blob.name).readall()) == b'{"truncated": '
 
 
@@ -117,7 +129,8 @@ def test_an_unwritable_archive_is_503_and_nothing_is_processed(
     assert int(response.headers["Retry-After"]) > 0
     sessions_table, rejected_table = tables(settings)
     assert all_entities(sessions_table) == [] and all_entities(rejected_table) == []
-    assert '"push_not_archived"' in receiver.log
+    (line,) = [line for line in receiver.lines if '"event": "push"' in line]
+    assert '"status": 503' in line and '"outcome": "unavailable"' in line and "archive" in line
     assert requests.get(receiver.health_url, timeout=30).json() == {
         "status": "unhealthy",
         "reason": "storage unreachable",
@@ -140,7 +153,7 @@ def test_pushes_between_lists_the_period_oldest_first_across_days(archive: RawAr
         )
     found = list(archive.pushes_between(start, start + timedelta(hours=26)))
     assert [push.push_id for push in found] == ["a", "b", "c"]
-    assert all(isinstance(push, ArchivedPush) and push.outcome == "received" for push in found)
+    assert all(isinstance(push, ArchivedPush) and push.size == 2 for push in found)
 
 
 def archive_command(settings: Settings, *arguments: str) -> Ran:
@@ -192,7 +205,11 @@ def test_replay_rebuilds_the_tables_from_the_archive_and_is_idempotent(
         done = archive_command(rebuilt, "replay", *period)
         assert done.status == 0, done.err
         assert "replayed 4 archived pushes" in done.out
-        assert "52 sessions received, 50 stored, 2 rejected; 1 pushes were not a push" in done.out
+        assert (
+            "52 sessions received, 50 stored (0 updated), 0 skipped as older than the copy stored, "
+            in done.out
+        )
+        assert "2 rejected; 1 pushes were not a push" in done.out
         assert table_contents(rebuilt) == original
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -17,10 +16,11 @@ from sessions.decoding import InvalidPush
 from sessions.ingest import ingest_push
 from sessions.results import PushResult
 from sessions.settings import Settings, StorageConnection
-from sessions.storage import SessionStore, StorageUnavailable, WriteFailure
+from sessions.storage import SessionStore, StorageUnavailable
 from sessions.storage.entities import TableWrite, raw_json_of, session_row_key
 from tests.helpers import PROJECT
 from tests.helpers.pushes import as_body, session
+from tests.helpers.stores import SpoilingStore
 from tests.helpers.tables import all_entities, tables
 
 SAMPLES = PROJECT / "samples"
@@ -65,7 +65,7 @@ def test_the_hourly_sample_is_stored_with_exactly_the_values_sent(
 ) -> None:
     sent = json.loads((SAMPLES / "hourly-push.json").read_text())
     result = push(store, sent)
-    assert (result.received, result.stored, result.rejections) == (24, 24, ())
+    assert (result.received, result.stored, result.rejections) == (24, 24, [])
     rows = stored(settings)
     assert len(rows) == 24
     for item in sent:
@@ -84,7 +84,7 @@ def test_the_single_session_sample_is_stored(store: SessionStore, settings: Sett
 
 def test_an_empty_array_is_a_valid_push_of_nothing(store: SessionStore, settings: Settings) -> None:
     result = push(store, [])
-    assert (result.received, result.stored, result.rejections) == (0, 0, ())
+    assert (result.received, result.stored, result.rejections) == (0, 0, [])
     assert stored(settings) == {}
 
 
@@ -134,7 +134,7 @@ def test_the_same_session_twice_in_one_push_is_one_entity(store: SessionStore, s
     first = session(TransactionID=77, EnergyDelivered=100)
     again = dict(first, EnergyDelivered=150)
     result = push(store, [first, session(TransactionID=78), again])
-    assert (result.received, result.stored, result.duplicates, result.rejections) == (3, 3, 1, ())
+    assert (result.received, result.stored, result.duplicates, result.rejections) == (3, 3, 1, [])
     rows = stored(settings)
     assert len(rows) == 2
     assert rows[session_row_key(first["ChargerID"], 77)]["EnergyDelivered"] == 150.0
@@ -144,10 +144,12 @@ def test_the_same_push_twice_stores_each_session_once(store: SessionStore, setti
     sent = [session(ChargerID=f"C{i % 7}", TransactionID=i) for i in range(250)]
     push(store, sent, push_id="first")
     before = stored(settings)
-    push(store, sent, push_id="second")
+    again = push(store, sent, push_id="second")
     after = stored(settings)
     assert set(after) == set(before) and len(after) == 250
-    assert {entity["PushId"] for entity in after.values()} == {"second"}
+    # Nothing changed: nothing is written again, and each session still names the push that stored it.
+    assert (again.stored, again.unchanged, again.updated) == (250, 250, 0)
+    assert {entity["PushId"] for entity in after.values()} == {"first"}
 
 
 def test_the_same_push_sent_concurrently_stores_each_session_once(
@@ -204,7 +206,8 @@ def test_a_re_sent_bad_batch_does_not_pile_up_in_quarantine(store: SessionStore,
     push(store, bad, push_id="again")
     entries = quarantined(settings)
     assert len(entries) == 5
-    assert {entry["PushId"] for entry in entries} == {"again"}
+    # Kept as it first arrived.
+    assert {entry["PushId"] for entry in entries} == {"first"}
 
 
 def test_a_body_that_is_not_a_push_stores_nothing(store: SessionStore, settings: Settings) -> None:
@@ -223,35 +226,11 @@ def test_unreachable_storage_raises_storage_unavailable_quickly(settings: Settin
     unreachable.close()
 
 
-class OneEntitySpoiled:
-    """The real store, with one session made too large for the service on its way out.
-
-    Azurite refuses it as Azure would (PropertyValueTooLarge), as for any rule the service
-    enforces that our own checks might one day miss.
-    """
-
-    def __init__(self, store: SessionStore, transaction_id: int) -> None:
-        self.store = store
-        self.transaction_id = transaction_id
-
-    def save_sessions(self, writes: Sequence[TableWrite]) -> list[WriteFailure]:
-        spoiled = [
-            TableWrite({**w.entity, "Spoiler": "x" * 40_000}, w.payload_bytes)
-            if w.entity["TransactionID"].value == self.transaction_id
-            else w
-            for w in writes
-        ]
-        return self.store.save_sessions(spoiled)
-
-    def save_rejections(self, writes: Sequence[TableWrite]) -> None:
-        self.store.save_rejections(writes)
-
-
 def test_a_session_the_service_refuses_is_quarantined_and_the_rest_are_stored(
     store: SessionStore, settings: Settings
 ) -> None:
     sent = [session(TransactionID=n) for n in range(10)]
-    result = ingest_push(as_body(sent), OneEntitySpoiled(store, 4), push_id="p")
+    result = ingest_push(as_body(sent), SpoilingStore(store, sessions=frozenset({4})), push_id="p")
     assert result.stored == 9
     (rejection,) = result.rejections
     assert rejection.index == 4
@@ -268,7 +247,7 @@ def test_storage_refusing_one_entity_of_a_transaction_keeps_the_others(
     def write(row: str, **extra: Any) -> TableWrite:
         return TableWrite({"PartitionKey": "2025-01", "RowKey": row, **extra}, 1000)
 
-    failures = store.save_sessions([write("a"), write("b", Text="x" * 40_000), write("c")])
+    failures = store.upsert_sessions([write("a"), write("b", Text="x" * 40_000), write("c")])
     assert [(f.partition_key, f.row_key) for f in failures] == [("2025-01", "b")]
     assert set(stored(settings)) == {"a", "c"}
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from azure.data.tables import UpdateMode
 
+from sessions.decoding import PushBody
 from sessions.ingest import ingest_push
 from sessions.model import FieldError, Session
 from sessions.results import Rejection
@@ -37,8 +38,10 @@ def quarantine_under_an_old_rule(
     store: SessionStore, item: dict[str, Any], reason: str, *, received_at: datetime
 ) -> str:
     """Quarantine a session as an earlier, stricter receiver did (the receiver's own entity)."""
-    rejection = Rejection(0, (FieldError("EnergyDelivered", reason),), item)
-    store.save_rejections([rejection_entity(rejection, received_at=received_at, push_id="old-push")])
+    body = PushBody(as_body([item]))
+    (pushed,) = list(body)
+    rejection = Rejection.of(pushed, body.raw(pushed), (FieldError("EnergyDelivered", reason),))
+    store.quarantine([rejection_entity(rejection, received_at=received_at, push_id="old-push")], received_at)
     return rejection.quarantine_id
 
 

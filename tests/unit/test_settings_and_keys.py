@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sessions.keys import KeyCheck, KeyRing
+from sessions.keys import KeyCheck, KeyRing, fingerprint
 from sessions.settings import (
     DEFAULT_MAX_BODY_BYTES,
     Settings,
@@ -35,7 +35,7 @@ def test_an_unresolved_key_vault_reference_is_no_key_at_all() -> None:
     reference = "@Microsoft.KeyVault(VaultName=kv-x;SecretName=chargepilot-api-keys)"
     settings = Settings.from_env({"CHARGEPILOT_API_KEYS": reference})
     assert settings.api_keys == () and settings.api_keys_unresolved
-    assert KeyRing(settings.api_keys).check(reference) is KeyCheck.NOT_CONFIGURED
+    assert KeyRing(settings.api_keys).check(reference).check is KeyCheck.NOT_CONFIGURED
 
 
 def test_identity_based_storage_needs_no_account_key() -> None:
@@ -133,27 +133,36 @@ def test_a_broken_local_settings_file_is_an_error_not_ignored(tmp_path: Path) ->
 def test_no_configured_key_refuses_everything() -> None:
     ring = KeyRing(())
     assert not ring.configured
-    assert ring.check("anything") is KeyCheck.NOT_CONFIGURED
-    assert ring.check(None) is KeyCheck.NOT_CONFIGURED
-    assert ring.check("") is KeyCheck.NOT_CONFIGURED
+    assert ring.check("anything").check is KeyCheck.NOT_CONFIGURED
+    assert ring.check(None).check is KeyCheck.NOT_CONFIGURED
+    assert ring.check("").check is KeyCheck.NOT_CONFIGURED
 
 
 def test_old_and_new_key_both_work_during_a_rotation() -> None:
     ring = KeyRing(("old-key", "new-key"))
-    assert ring.check("old-key") is KeyCheck.ACCEPTED
-    assert ring.check("new-key") is KeyCheck.ACCEPTED
+    assert ring.check("old-key").check is KeyCheck.ACCEPTED
+    assert ring.check("new-key").check is KeyCheck.ACCEPTED
 
 
 @pytest.mark.parametrize(
     "presented", ["old-ke", "old-key2", "OLD-KEY", "old-key,new-key", "new-key, old-key"]
 )
 def test_anything_but_a_configured_key_is_wrong(presented: str) -> None:
-    assert KeyRing(("old-key", "new-key")).check(presented) is KeyCheck.WRONG
+    assert KeyRing(("old-key", "new-key")).check(presented).check is KeyCheck.WRONG
 
 
 @pytest.mark.parametrize("presented", [None, "", "   "])
 def test_an_absent_or_blank_key_is_missing(presented: str | None) -> None:
-    assert KeyRing(("old-key",)).check(presented) is KeyCheck.MISSING
+    assert KeyRing(("old-key",)).check(presented).check is KeyCheck.MISSING
+
+
+def test_an_accepted_key_says_which_configured_key_it_was_by_position_and_fingerprint() -> None:
+    ring = KeyRing(("old-key", "new-key"))
+    old, new = ring.check("old-key"), ring.check(" new-key ")
+    assert (old.slot, new.slot) == (1, 2)
+    assert old.fingerprint == fingerprint("old-key") and new.fingerprint == fingerprint("new-key")
+    assert old.fingerprint != new.fingerprint and len(old.fingerprint or "") == 8
+    assert "old-key" not in (old.fingerprint or "") and ring.check("wrong").slot is None
 
 
 def test_the_key_ring_does_not_show_its_keys() -> None:

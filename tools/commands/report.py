@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sessions.storage import SessionStore
-from tools.cli import survives_closed_pipe
+from tools.cli import load_settings, survives_closed_pipe
 from tools.commands.periods import add_period_options, over_period
 from tools.export import sessions_of
 from tools.period import Period
@@ -54,7 +54,9 @@ def write_report(arguments: argparse.Namespace, period: Period, store: SessionSt
     if arguments.plot is not None and arguments.plot.suffix.lower() != ".png":
         print("error: --plot writes a PNG: name the file *.png", file=sys.stderr)
         return 2
-    report = build_report(sessions_of(store.session_pages(period.start, period.end)), period, arguments.by)
+    sessions = sessions_of(store.session_pages(period.start, period.end))
+    # Values beyond the receiver's own limits are left out of the sums (and counted).
+    report = build_report(sessions, period, arguments.by, limits=load_settings().limits)
     if arguments.output_format == "csv":
         write_csv(report, sys.stdout, excel_de=arguments.excel_de)
     else:
