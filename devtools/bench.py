@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -354,7 +355,7 @@ def interleaved(runs: int, methods: dict[str, Callable[[], dict[str, Sample]]]) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 2000, 20000], help="N of part 1")
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100, 2000, 20000], help="N of part 1")
     parser.add_argument("--runs", type=int, default=3, help="rounds per N; the median is printed")
     parser.add_argument(
         "--runs-small", type=int, default=5, help="rounds for N <= 200 (short runs vary more)"
@@ -374,28 +375,65 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     machine = describe_machine()
     print(f"machine: {machine}")
-    print("storage: Azurite in memory, one for the whole run", end="")
+    print(f"storage: {describe_storage()}, one for the whole run", end="")
     latency = arguments.latency_ms
-    print(f", {latency:g} ms one-way latency in front of its tables\n" if latency else " (loopback)\n")
-    results: dict[str, Any] = {"machine": machine, "latency_ms": latency, "identity": {}, "floods": None}
+    print(f", {latency:g} ms one-way latency in front of its tables" if latency else " (loopback)")
+    print(f"load average at the start: {_load()} (other work on the machine slows every method alike)\n")
+    results: dict[str, Any] = {
+        "machine": machine,
+        "storage": describe_storage(),
+        "latency_ms": latency,
+        "options": {
+            name: str(value) if isinstance(value, Path) else value for name, value in vars(arguments).items()
+        },
+        "load_average_start": os.getloadavg(),
+        "identity": {},
+        "floods": None,
+    }
     with Azurite() as azurite, table_endpoint(azurite, latency) as connection_string:
         bench = Bench(connection_string)
         if arguments.sizes:
             print_identity_header(arguments.runs, arguments.runs_small)
+            warm_up(bench)
         for size in arguments.sizes:
             results["identity"][str(size)] = identity_at(bench, size, arguments)
         if not floods.skip:
             results["floods"] = run_floods(bench.fresh_settings, bench.drop, floods)
     results["seconds"] = time.perf_counter() - started
-    print(f"benchmark run time: {results['seconds'] / 60:.1f} min")
+    results["load_average_end"] = os.getloadavg()
+    print(f"benchmark run time: {results['seconds'] / 60:.1f} min; load average at the end: {_load()}")
     if arguments.json:
         arguments.json.write_text(json.dumps(results, indent=2))
     return 0
 
 
+def warm_up(bench: Bench) -> None:
+    """One small round of every method, not recorded: imports, connections and Azurite's own
+    warm-up do not weigh on whichever method happens to run first."""
+    body = json.dumps(generate_sessions(50, seed=3, months=2)).encode()
+    for method in (bench.floor, bench.naive, bench.before, bench.after):
+        method(body)
+
+
 def describe_machine() -> str:
     cores = os.cpu_count()
-    return f"{cores} cores, {platform.machine()}, Python {platform.python_version()}, {platform.system()}"
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (
+        f"{cores} cores, {memory:.0f} GiB, {platform.machine()}, {platform.system()},"
+        f" Python {platform.python_version()}"
+    )
+
+
+def describe_storage() -> str:
+    try:
+        azurite = json.loads((PROJECT / "node_modules" / "azurite" / "package.json").read_text())["version"]
+    except (OSError, ValueError, KeyError):
+        azurite = "?"
+    return f"Azurite {azurite} in memory, azure-data-tables {version('azure-data-tables')}"
+
+
+def _load() -> str:
+    return " ".join(f"{load:.1f}" for load in os.getloadavg())
 
 
 def print_identity_header(runs: int, runs_small: int) -> None:

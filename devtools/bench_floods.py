@@ -5,7 +5,8 @@ queue function, as `func start` would) over tables, archive container and queue 
 that the server's peak RSS (VmHWM) and its log belong to that push alone:
   valid     sessions above SYNC_MAX_SESSIONS: time to the 202, then time until the background
             function logged the push stored (polled, bounded), and the sessions counted in the
-            table afterwards; then the same push re-sent (all unchanged), timed the same way;
+            table afterwards; with --resend-valid, the same push re-sent (all unchanged), timed
+            the same way on the same server (its peak RSS is then that of both pushes);
   flood     tiny invalid objects {"x":N}, more than MAX_PUSH_SESSIONS of them: answered 413;
   invalid   sessions that each end before they start: 202, then quarantined in the background
             (one by one up to the quarantine's bound per push, then one entry for the rest).
@@ -45,6 +46,7 @@ class FloodOptions:
     flood_mib: float = 15.0
     invalid_sessions: int = 60_000
     background_timeout: float = 600.0
+    resend_valid: bool = False
     skip: bool = False
 
     @staticmethod
@@ -60,6 +62,11 @@ class FloodOptions:
         group.add_argument(
             "--background-timeout", type=float, default=600.0, help="longest wait for the background (s)"
         )
+        group.add_argument(
+            "--resend-valid",
+            action="store_true",
+            help="send the valid push again once stored (all unchanged; as long again or longer)",
+        )
         group.add_argument("--skip-floods", action="store_true", help="part 1 only")
 
     @classmethod
@@ -69,6 +76,7 @@ class FloodOptions:
             flood_mib=arguments.flood_mib,
             invalid_sessions=arguments.invalid_sessions,
             background_timeout=arguments.background_timeout,
+            resend_valid=arguments.resend_valid,
             skip=arguments.skip_floods,
         )
 
@@ -153,6 +161,8 @@ def _valid_and_resent(
     try:
         first = _push(served, "valid sessions (202)", body, options.valid_sessions, options)
         first.checked["sessions_in_table"] = _count_entities(settings, settings.sessions_table)
+        if not options.resend_valid:
+            return [first]
         resent = _push(served, "the same push re-sent", body, options.valid_sessions, options)
         resent.checked["sessions_in_table"] = _count_entities(settings, settings.sessions_table)
         return [first, resent]

@@ -22,7 +22,7 @@ def run_benchmark(tmp_path: Path) -> tuple[str, dict[str, Any]]:
     figures = tmp_path / "figures.json"
     command = [sys.executable, "-m", "devtools.bench", "--sizes", str(SIZE), "--runs", "1"]
     command += ["--runs-small", "1", "--valid-sessions", str(PUSH), "--invalid-sessions", str(PUSH)]
-    command += ["--flood-mib", "3", "--background-timeout", "60", "--json", str(figures)]
+    command += ["--flood-mib", "3", "--resend-valid", "--background-timeout", "60", "--json", str(figures)]
     completed = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=240, check=False)
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
     return completed.stdout, json.loads(figures.read_text())
