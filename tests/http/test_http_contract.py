@@ -1,4 +1,5 @@
-"""DESIGN.md's HTTP contract, over real HTTP against `python -m sessions serve` and Azurite."""
+"""The HTTP contract (docs/http-api.md, openapi.yaml), over real HTTP against
+`python -m sessions serve` and Azurite."""
 
 from __future__ import annotations
 

@@ -32,7 +32,7 @@ from tests.helpers import PROJECT
 from tests.helpers.pushes import OLD_KEY, as_body
 
 OPENAPI = PROJECT / "openapi.yaml"
-# The figures the README quotes: generated cases per operation and generation mode.
+# The figures docs/reliability.md quotes: generated cases per operation and generation mode.
 SCHEMATHESIS_EXAMPLES = 100
 _ANNOTATIONS = {"title", "description", "examples"}
 
@@ -117,7 +117,8 @@ def checked_server(receiver: ServedReceiver) -> Callable[[Case], int]:
 
     def call(case: Case) -> int:
         # A push with sessions the contract rejects is still a push: 200 with its `rejected` list
-        # (DESIGN.md, 6), so schema-violating bodies are not expected to be refused with a 4xx.
+        # (docs/decisions/answer-200-with-rejected-list.md), so schema-violating bodies are not
+        # expected to be refused with a 4xx.
         response = case.call_and_validate(
             base_url=receiver.base_url,
             session=session,

@@ -38,7 +38,7 @@ from tests.helpers.memory import MemoryArchive, MemoryQueue, MemoryRecords, Memo
 from tests.helpers.pushes import OLD_KEY, as_body, session
 from tests.helpers.tables import all_entities, tables
 
-# The figures the README quotes.
+# The figures docs/reliability.md quotes.
 HANDLER_EXAMPLES = 2000
 HTTP_EXAMPLES = 200
 
