@@ -1,6 +1,7 @@
-"""Over HTTP against a served receiver: pushes finished in the background (and the one that never
-can be, which ends in the poison queue), the push records an operator reads with
-`python -m sessions pushes` during a key rotation, and Content-Encoding.
+"""Over HTTP against a served receiver: the push records an operator reads with
+`python -m sessions pushes` during a key rotation; Content-Encoding; which size of push is 413,
+200 or 202; and a push answered 202 whose background run fails every time, which must end in
+the poison queue with its record and its log saying `poisoned` (issue 11).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from sessions.receiver import BACKGROUND_ATTEMPTS, SYNC_MAX_SESSIONS
 from sessions.settings import Settings, StorageConnection
 from sessions.storage import MessageQueue
 from sessions.storage.pushes import PushRecord, PushRecords
-from tests.helpers.blob_read_refusal import BlobReadRefusal
-from tests.helpers.push_records import eventually, finished_record, isolated, log_events, push_records
+from tests.helpers.blob_read_fault import BlobReadFault, Fault
+from tests.helpers.push_records import eventually, isolated, log_events, push_records, record_of
 from tests.helpers.pushes import NEW_KEY, OLD_KEY, post, session
 from tests.helpers.quick_retry_host import start_quick_retry_receiver
 from tests.helpers.tables import quarantined, stored
@@ -199,15 +200,30 @@ def test_a_body_in_another_encoding_is_415_and_never_read_as_json(
 # --- the size of a push: 413, 200, 202 --------------------------------------------------------
 
 
+@pytest.fixture
+def ten_at_most(serve: Callable[..., ServedReceiver]) -> ServedReceiver:
+    """A receiver that takes at most 10 sessions a push."""
+    return serve(MAX_PUSH_SESSIONS="10")
+
+
 def test_more_sessions_than_max_push_sessions_is_413_saying_the_limit(
-    serve: Callable[..., ServedReceiver], settings: Settings
+    ten_at_most: ServedReceiver, settings: Settings
 ) -> None:
-    receiver = serve(MAX_PUSH_SESSIONS="10")
-    response = post(receiver.sessions_url, [session() for _ in range(11)], key=OLD_KEY)
+    response = post(ten_at_most.sessions_url, [session() for _ in range(11)], key=OLD_KEY)
     assert response.status_code == 413, response.text
     assert response.json()["error"] == "too_many_sessions"
     assert "10 sessions (MAX_PUSH_SESSIONS)" in response.json()["message"]
     assert stored(settings) == []
+
+
+def test_a_push_refused_for_too_many_sessions_is_recorded_without_a_count_it_never_made(
+    ten_at_most: ServedReceiver, settings: Settings
+) -> None:
+    assert post(ten_at_most.sessions_url, [session() for _ in range(50)], key=OLD_KEY).status_code == 413
+    (record,) = push_records(settings)
+    assert (record.status, record.outcome) == (413, "refused")
+    # The receiver stops reading after the 11th: the record may say 50, or no count, never 11.
+    assert record.counts.get("received") in (None, 50), record.counts
 
 
 @pytest.mark.parametrize(("count", "status"), [(SYNC_MAX_SESSIONS, 200), (SYNC_MAX_SESSIONS + 1, 202)])
@@ -227,29 +243,31 @@ def test_a_push_of_more_than_sync_max_sessions_is_202_and_of_up_to_it_200(
 # --- a background run that fails every time ---------------------------------------------------
 
 
+@pytest.mark.parametrize("fault", ["refused", "corrupted"])
 def test_a_push_whose_background_run_always_fails_ends_in_the_poison_queue_recorded_and_logged_poisoned(
-    azurite: Azurite, settings: Settings, tmp_path: Path
+    azurite: Azurite, settings: Settings, tmp_path: Path, fault: Fault
 ) -> None:
-    with closing(BlobReadRefusal(azurite)) as refusal:
-        unreadable = replace(settings, storage=StorageConnection(connection_string=refusal.connection_string))
-        receiver = start_quick_retry_receiver(receiver_environment(unreadable), tmp_path)
+    """Its archived body cannot be read back: refused by storage, or unreadable when it comes."""
+    with closing(BlobReadFault(azurite, fault)) as unreadable:
+        faulty = replace(settings, storage=StorageConnection(connection_string=unreadable.connection_string))
+        receiver = start_quick_retry_receiver(receiver_environment(faulty), tmp_path)
         try:
             response = post(
                 receiver.sessions_url, [session() for _ in range(SYNC_MAX_SESSIONS + 1)], key=OLD_KEY
             )
             assert response.status_code == 202, response.text[:1000]
             push_id = response.json()["push_id"]
-            record = finished_record(settings, push_id, within=120)
             with MessageQueue.connect(settings.require_storage(), settings.push_queue) as queue:
-                eventually(queue.poison_count, within=30, what="the push in the poison queue")
+                eventually(queue.poison_count, within=90, what="the push in the poison queue")
                 poisoned = [json.loads(message.text)["push_id"] for message in queue.peek_poison()]
                 left = queue.count()
         finally:
             receiver.stop()
+    assert (poisoned, left) == ([push_id], 0)
+    assert unreadable.spoiled >= BACKGROUND_ATTEMPTS
+    record = record_of(settings, push_id)
+    assert record is not None and record.reason  # says why
     assert (record.outcome, record.status, record.attempts) == ("poisoned", 202, BACKGROUND_ATTEMPTS)
-    assert "AuthorizationPermissionMismatch" in (record.reason or "")
-    assert refusal.refused >= BACKGROUND_ATTEMPTS
     finished = [event for event in log_events(receiver.lines, "push_finished") if event["push_id"] == push_id]
     assert [event["outcome"] for event in finished] == ["failed"] * (BACKGROUND_ATTEMPTS - 1) + ["poisoned"]
-    assert (poisoned, left) == ([push_id], 0)
     assert stored(settings) == []

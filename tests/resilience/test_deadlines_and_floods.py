@@ -81,19 +81,24 @@ def timed(call: Callable[[], requests.Response]) -> tuple[requests.Response, flo
     return response, time.monotonic() - started
 
 
+@pytest.mark.parametrize("size", ["one session", "15 MiB"])
 def test_a_push_to_storage_that_never_answers_is_503_with_retry_after_within_15_s_claiming_nothing(
-    hanging: tuple[ServedReceiver, SilentStorage],
+    hanging: tuple[ServedReceiver, SilentStorage], depot_sessions: list[dict[str, Any]], size: str
 ) -> None:
     served, silent = hanging
-    response, seconds = timed(lambda: post(served.sessions_url, [session()], key=OLD_KEY, timeout=60))
-    assert response.status_code == 503, response.text
+    body = json.dumps([session()] if size == "one session" else depot_sessions).encode("utf-8")
+    mark = len(served.lines)
+    response, seconds = timed(lambda: post(served.sessions_url, body, key=OLD_KEY, timeout=60))
     print(f"answered {response.status_code} after {seconds:.1f} s")
+    assert response.status_code == 503, response.text
     assert seconds < 15, f"answered after {seconds:.1f} s"
     assert int(response.headers["Retry-After"]) > 0
     assert set(response.json()) == {"error", "message"}  # no push id, no count: nothing claimed
     assert silent.connections > 0  # storage was asked, and kept silent
-    line = eventually(lambda: log_events(served.lines, "push"), within=5, what="the push's log line")[-1]
-    assert (line["status"], line["outcome"]) == (503, "unavailable")
+    line = eventually(lambda: log_events(served.lines[mark:], "push"), within=5, what="the push's log line")[
+        -1
+    ]
+    assert (line["status"], line["outcome"], line["body_bytes"]) == (503, "unavailable", len(body))
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
