@@ -28,7 +28,14 @@ from sessions.settings import Settings, StorageConnection
 from sessions.storage import MessageQueue
 from sessions.storage.pushes import PushRecord, PushRecords
 from tests.helpers.blob_read_fault import BlobReadFault, Fault
-from tests.helpers.push_records import eventually, isolated, log_events, push_records, record_of
+from tests.helpers.push_records import (
+    eventually,
+    finished_record,
+    isolated,
+    log_events,
+    push_records,
+    record_of,
+)
 from tests.helpers.pushes import NEW_KEY, OLD_KEY, post, session
 from tests.helpers.quick_retry_host import start_quick_retry_receiver
 from tests.helpers.tables import quarantined, stored
@@ -153,6 +160,20 @@ def test_a_gzip_body_is_taken(receiver: ServedReceiver, settings: Settings) -> N
     }
 
 
+@pytest.mark.parametrize("broken", ["cut short", "not gzip at all"])
+def test_a_gzip_body_that_is_not_valid_gzip_is_400_and_nothing_stored(
+    receiver: ServedReceiver, settings: Settings, broken: str
+) -> None:
+    plain_json = json.dumps([session(), session()]).encode("utf-8")
+    body = gzip.compress(plain_json)[:-12] if broken == "cut short" else plain_json
+    response = post(receiver.sessions_url, body, key=OLD_KEY, headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_body"
+    assert stored(settings) == []
+    line = eventually(lambda: log_events(receiver.lines, "push"), within=5, what="the push's log line")[-1]
+    assert (line["status"], line["outcome"]) == (400, "refused")
+
+
 def gzip_bomb(expanded: int) -> bytes:
     """A valid gzip body of `expanded` bytes of JSON white space, about a thousandth of that long:
     one compressed MiB, repeated (a full flush makes each block stand alone)."""
@@ -238,6 +259,25 @@ def test_a_push_of_more_than_sync_max_sessions_is_202_and_of_up_to_it_200(
     else:
         assert (answer["status"], answer["received"]) == ("accepted", count)
         assert f"pushes --id {answer['push_id']}" in answer["message"]
+
+
+def test_a_large_push_sent_twice_is_stored_once_and_each_outcome_is_where_its_answer_says(
+    receiver: ServedReceiver, settings: Settings
+) -> None:
+    sent = [session() for _ in range(SYNC_MAX_SESSIONS + 1)]
+    answers = [post(receiver.sessions_url, sent, key=OLD_KEY) for _ in range(2)]  # a sender's retry
+    assert [answer.status_code for answer in answers] == [202, 202]
+    records = [finished_record(settings, answer.json()["push_id"], within=180) for answer in answers]
+    assert [record.outcome for record in records] == ["stored", "stored"]
+    assert [record.counts["stored"] for record in records] == [len(sent), len(sent)]
+    assert sorted(record.counts["unchanged"] for record in records) == [0, len(sent)]
+    assert len(stored(settings)) == len(sent)
+    for answer in answers:  # the command the answer names, run as it says
+        command = re.search(r"python -m sessions (pushes --id \S+)", answer.json()["message"])
+        assert command is not None, answer.json()["message"]
+        shown = run_tool_process(receiver_environment(settings), *command.group(1).split())
+        assert shown.status == 0, shown.err
+        assert re.search(r"^Answered +202 stored \(background\)$", shown.out, re.MULTILINE), shown.out
 
 
 # --- a background run that fails every time ---------------------------------------------------
