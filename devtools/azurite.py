@@ -27,7 +27,8 @@ class AzuriteError(RuntimeError):
 
 
 class Azurite:
-    """One Azurite process; a context manager. `restart()` keeps the ports (and, on disk, the data)."""
+    """One Azurite process; a context manager. Started again after `kill()`, it keeps its ports (and,
+    on disk, its data)."""
 
     def __init__(self, *, location: Path | None = None) -> None:
         self.location = location
@@ -45,10 +46,6 @@ class Azurite:
         trace: TracebackType | None,
     ) -> None:
         self.stop()
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
 
     @property
     def table_endpoint(self) -> str:
@@ -128,7 +125,3 @@ class Azurite:
             self._process.kill()
             self._process.wait(timeout=10)
             self._process = None
-
-    def restart(self) -> Azurite:
-        self.stop()
-        return self.start()

@@ -583,17 +583,13 @@ class SessionStore:
                 except ResourceNotFoundError:
                     return
             count, etag = self._quarantine_count()
-            operations: list[tuple[Any, ...]] = [
-                (
-                    "delete",
-                    entry,
-                    {"etag": entry.metadata["etag"], "match_condition": MatchConditions.IfNotModified},
-                )
-            ]
+            unchanged = {"etag": entry.metadata["etag"], "match_condition": MatchConditions.IfNotModified}
+            operations: list[tuple[Any, ...]] = [("delete", _key(quarantine_id), unchanged)]
             if received_at is not None:
-                arrival = arrival_entity(received_at, quarantine_id)
+                arrival = str(arrival_entity(received_at, quarantine_id)["RowKey"])
                 with suppress(ResourceNotFoundError), storage_errors(f"reading {table.table_name}"):
-                    operations.append(("delete", table.get_entity(QUARANTINE_PARTITION, arrival["RowKey"])))
+                    table.get_entity(QUARANTINE_PARTITION, arrival, select=["RowKey"])
+                    operations.append(("delete", _key(arrival)))
             if etag is not None:
                 operations.append(_count_operation(max(count - 1, 0), etag))
             with storage_errors(f"releasing from {table.table_name}"):
@@ -893,6 +889,11 @@ def _count_operation(count: int, etag: str | None) -> tuple[Any, ...]:
         entity,
         {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": MatchConditions.IfNotModified},
     )
+
+
+def _key(row_key: str) -> dict[str, str]:
+    """The keys of a quarantine partition's entity, as a transaction's delete wants them."""
+    return {"PartitionKey": QUARANTINE_PARTITION, "RowKey": row_key}
 
 
 def _summary(entity: TableEntity) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from devtools.served import ServedReceiver
 from sessions.keys import KEY_HEADER
 from sessions.settings import Settings
 from tests.helpers.fuzzing import GeneratedSession
+from tests.helpers.push_records import finished_record
 from tests.helpers.pushes import NEW_KEY, OLD_KEY, as_body, session
 from tests.helpers.tables import all_entities, tables
 
@@ -61,8 +62,20 @@ def test_sixteen_overlapping_pushes_at_once_store_exactly_the_union_once(
     with ThreadPoolExecutor(max_workers=CLIENTS) as senders:
         answers = list(senders.map(push, range(CLIENTS)))
 
-    assert [answer.status_code for answer in answers] == [200] * CLIENTS, receiver.log[-5000:]
-    assert all((a.json()["stored"], a.json()["rejected"]) == (BATCH, 10) for a in answers)
+    # Sixteen pushes contending for the same sessions on two cores may not all be stored within the
+    # deadline: those that are not are answered 202 and finished in the background.
+    assert {answer.status_code for answer in answers} <= {200, 202}, receiver.log[-5000:]
+    assert all(
+        (a.json()["stored"], a.json()["rejected"]) == (BATCH, 10) for a in answers if a.status_code == 200
+    )
+    for answer in answers:
+        if answer.status_code == 202:
+            record = finished_record(settings, answer.json()["push_id"], within=120)
+            assert (record.outcome, record.counts["stored"], record.counts["rejected"]) == (
+                "stored",
+                BATCH,
+                10,
+            )
     sessions_table, rejected_table = tables(settings)
     stored = all_entities(sessions_table)
     keys = [(entity["ChargerID"], entity["TransactionID"].value) for entity in stored]

@@ -19,6 +19,7 @@ import requests
 from devtools.azurite import Azurite
 from devtools.served import ServedReceiver, receiver_environment, start_receiver
 from sessions.ingest import ingest_push
+from sessions.receiver import SYNC_MAX_SESSIONS
 from sessions.settings import Settings, StorageConnection
 from sessions.storage import SessionStore, StorageUnavailable
 from tests.helpers.fuzzing import GeneratedSession
@@ -104,7 +105,8 @@ def test_storage_down_before_a_push_is_503_claiming_nothing_and_the_retry_stores
 def test_storage_killed_in_the_middle_of_a_large_push_is_503_and_the_retry_leaves_the_set_sent_once(
     own_azurite: Azurite, own_receiver: ServedReceiver, own_settings: Settings
 ) -> None:
-    valid, invalid = large_push(5000)
+    # The largest push still stored while the sender waits (a larger one is answered 202 at once).
+    valid, invalid = large_push(SYNC_MAX_SESSIONS - 10)
     body = as_body(valid + invalid)
     answers: list[requests.Response] = []
     sending = threading.Thread(
@@ -126,7 +128,7 @@ def test_storage_killed_in_the_middle_of_a_large_push_is_503_and_the_retry_leave
     # The first retry is taken, even if the emulator came back without the tables.
     retried = post(own_receiver.sessions_url, body, key=OLD_KEY)
     assert retried.status_code == 200, retried.text
-    assert (retried.json()["stored"], retried.json()["rejected"]) == (5000, 10)
+    assert (retried.json()["stored"], retried.json()["rejected"]) == (SYNC_MAX_SESSIONS - 10, 10)
     assert sessions_and_quarantine(own_settings) == (
         {(item["ChargerID"], item["TransactionID"]) for item in valid},
         {quarantine_id(item) for item in invalid},

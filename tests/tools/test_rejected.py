@@ -73,11 +73,11 @@ def test_list_shows_when_why_and_which_station_and_transaction(
     assert ran.status == 0
     header, *lines, blank, count = ran.out.splitlines()
     assert header.split() == ["ID", "RECEIVED", "(UTC)", "STATION", "TRANSACTION", "WHY"]
-    assert count == "2 quarantined sessions" and blank == ""
+    assert count == "2 shown (newest first) of 2 quarantined sessions" and blank == ""
     by_transaction = {line.split()[4]: line for line in lines}
     assert by_transaction["7030761"].startswith(ids[0][:12] + "  2025-01-10 07:00:03  TACW2242521T0570")
     assert by_transaction["7030761"].endswith("EndAt: must not be before StartAt")
-    assert "StartAt: Input should have timezone info" in by_transaction["7030762"]
+    assert "StartAt: " in by_transaction["7030762"] and "has no zone" in by_transaction["7030762"]
 
 
 def test_list_says_when_the_quarantine_is_empty(
@@ -135,7 +135,7 @@ def test_replay_stores_what_passes_today_as_the_receiver_would_and_releases_it(
         f"kept        {still_bad[:12]}  TACW2242521T0570 7030801: EndAt: must not be before StartAt"
         in ran.out
     )
-    assert "Replayed 2: 1 stored, 0 already stored by a later push, 1 still rejected" in ran.out
+    assert "Replayed 2: 1 stored, 0 skipped as older than the copy stored, 1 still rejected" in ran.out
     assert quarantined_ids(settings) == {still_bad}
     # The same entity the receiver stores for that session today.
     entity = stored(settings)[session_row_key("DEPOT/DC 1", 7030800)]
