@@ -247,18 +247,21 @@ def test_a_push_refused_for_too_many_sessions_is_recorded_without_a_count_it_nev
     assert record.counts.get("received") in (None, 50), record.counts
 
 
-@pytest.mark.parametrize(("count", "status"), [(SYNC_MAX_SESSIONS, 200), (SYNC_MAX_SESSIONS + 1, 202)])
-def test_a_push_of_more_than_sync_max_sessions_is_202_and_of_up_to_it_200(
-    receiver: ServedReceiver, count: int, status: int
-) -> None:
+def test_a_push_of_more_than_sync_max_sessions_is_202_at_once_for_its_size(receiver: ServedReceiver) -> None:
+    # (Up to SYNC_MAX_SESSIONS a push is 200, unless storage cannot take it within the deadline:
+    # then it is 202 too. So only this side of the line is a contract that holds on any machine.)
+    count = SYNC_MAX_SESSIONS + 1
     response = post(receiver.sessions_url, [session() for _ in range(count)], key=OLD_KEY)
-    assert response.status_code == status, response.text[:1000]
+    assert response.status_code == 202, response.text[:1000]
     answer = response.json()
-    if status == 200:
-        assert answer["stored"] == count
-    else:
-        assert (answer["status"], answer["received"]) == ("accepted", count)
-        assert f"pushes --id {answer['push_id']}" in answer["message"]
+    assert (answer["status"], answer["received"]) == ("accepted", count)
+    assert f"pushes --id {answer['push_id']}" in answer["message"]
+    line = eventually(
+        lambda: [e for e in log_events(receiver.lines, "push") if e.get("push_id") == answer["push_id"]],
+        within=5,
+        what="the push's log line",
+    )[0]
+    assert line["reason"] == f"{count} sessions: stored in the background"  # by its size, not by time
 
 
 def test_a_large_push_sent_twice_is_stored_once_and_each_outcome_is_where_its_answer_says(
