@@ -13,7 +13,7 @@ from typing import Any
 
 import azure.functions as func
 
-from sessions.decoding import BodyTooLarge, UnsupportedEncoding, expand_body
+from sessions.decoding import BodyTooLarge, InvalidPush, UnsupportedEncoding, expand_body
 from sessions.keys import KEY_HEADER, KeyCheck
 from sessions.logs import log_event
 from sessions.receiver import IncomingPush, Outcome, Receiver, current_receiver
@@ -78,6 +78,8 @@ def _take(receiver: Receiver, push: IncomingPush, req: func.HttpRequest) -> func
         return _refused(push, 415, "unsupported_media_type", str(error))
     except BodyTooLarge as error:
         return _too_large(push, str(error), limit)
+    except InvalidPush as error:  # a gzip body that is not gzip
+        return _refused(push, 400, "invalid_body", str(error))
 
     outcome = receiver.take(push, body, content_type=content_type or None)
     if outcome is Outcome.STORED:

@@ -225,7 +225,9 @@ class Receiver:
             outcome=str(push.outcome or ""),
             body_bytes=push.body_bytes,
             duration_ms=round(push.seconds * 1000, 1),
-            counts=dict(counts) or ({"received": push.sessions} if push.sessions is not None else {}),
+            # A push handed to the background has been counted whole; one refused as too large has not.
+            counts=dict(counts)
+            or ({"received": push.sessions or 0} if push.outcome is Outcome.ACCEPTED else {}),
             raw_archive=push.raw_archive,
             key_slot=push.key.slot,
             key_fingerprint=push.key.fingerprint,

@@ -11,6 +11,7 @@ import contextlib
 import gzip
 import re
 import threading
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -172,7 +173,13 @@ class RawArchive:
     def body_at(self, name: str) -> bytes:
         """The push body archived under `name`, exactly as it arrived."""
         with storage_errors(f"raw archive: cannot read {name}", ArchiveUnavailable):
-            return gzip.decompress(self.container.download_blob(name).readall())
+            compressed = self.container.download_blob(name).readall()
+        try:
+            return gzip.decompress(compressed)
+        except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
+            raise ArchiveUnavailable(
+                f"raw archive: {name} is not the gzip it was written as: {error}"
+            ) from error
 
 
 def _metadata_value(text: str) -> str:
