@@ -37,7 +37,6 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -48,7 +47,6 @@ import pytest
 from devtools.served import ServedReceiver
 from sessions.settings import Setting
 from tests.helpers import PROJECT
-from tests.helpers.tables import unique_table
 from tools.cli import parser
 
 DOCS = PROJECT / "docs"
@@ -256,15 +254,6 @@ def sample_key() -> str:
     return str(values[Setting.API_KEYS])
 
 
-def own_storage() -> dict[str, str]:
-    """Tables and a queue of this page's own, beside the fixture's: `pushes` lists only its pushes."""
-    return {
-        Setting.SESSION_INDEX_TABLE: unique_table("Index"),
-        Setting.PUSHES_TABLE: unique_table("Pushes"),
-        Setting.PUSH_QUEUE: f"pushes-{uuid.uuid4().hex[:16]}",
-    }
-
-
 def operator_environment(receiver: ServedReceiver) -> dict[str, str]:
     """An operator's shell: the venv first on PATH, the key in CHARGEPILOT_KEY, the settings set."""
     env = dict(receiver.env)
@@ -339,7 +328,7 @@ def command_paths() -> list[str]:
 def test_the_examples_show_what_their_commands_print(
     page: Path, serve: Callable[..., ServedReceiver], tmp_path: Path
 ) -> None:
-    receiver = serve(**own_storage(), **{Setting.API_KEYS: sample_key()})
+    receiver = serve(**{Setting.API_KEYS: sample_key()})
     (tmp_path / "samples").symlink_to(PROJECT / "samples", target_is_directory=True)
     env = operator_environment(receiver)
     transcript = Transcript(run_days=days_of_the_run())
