@@ -366,22 +366,39 @@ def with_outputs(markdown: str, printed_by: dict[Example, str], push_ids: dict[s
 
 # --- every file and page the docs name exists -----------------------------------------------
 
-_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+_LINK = re.compile(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)")
 _SAMPLE = re.compile(r"\bsamples/[\w.-]+")
+_HEADING = re.compile(r"#{1,6} +(.+?) *$")
 
 
 def doc_pages() -> list[Path]:
     return [PROJECT / "README.md", *sorted(DOCS.rglob("*.md"))]
 
 
+def anchors(markdown: str) -> set[str]:
+    """The anchors of a page's headings, as GitHub makes them (lower case, punctuation dropped)."""
+    found: set[str] = set()
+    in_code = False
+    for line in markdown.splitlines():
+        if _FENCE.match(line):
+            in_code = not in_code
+        heading = None if in_code else _HEADING.match(line)
+        if heading:
+            found.add(re.sub(r"[^\w\- ]", "", heading.group(1).lower()).replace(" ", "-"))
+    return found
+
+
 @pytest.mark.parametrize("page", doc_pages(), ids=lambda page: str(page.relative_to(PROJECT)))
 def test_every_link_and_sample_of_the_docs_exists(page: Path) -> None:
     text = page.read_text(encoding="utf-8")
-    for target in _LINK.findall(text):
+    for target, anchor in _LINK.findall(text):
         if re.match(r"[a-z]+:", target):
             continue  # a web address
         linked = (page.parent / target).resolve()
         assert linked.is_relative_to(PROJECT), f"{page.name} links {target}, outside the repository"
         assert linked.exists(), f"{page.name} links {target}, which does not exist"
+        if anchor and linked.suffix == ".md":
+            headings = anchors(linked.read_text(encoding="utf-8"))
+            assert anchor in headings, f"{page.name} links {target}#{anchor}, a heading that does not exist"
     for sample in _SAMPLE.findall(text):
         assert (PROJECT / sample).is_file(), f"{page.name} uses {sample}, which does not exist"
