@@ -106,15 +106,12 @@ def run_floods(
     fresh_settings: Callable[[], Settings], drop: Callable[[Settings], None], options: FloodOptions
 ) -> dict[str, Any]:
     print("Part 2: the 202 path and the flood (issue 11), over HTTP")
+    print("  each push to a fresh `python -m sessions serve` (background queue function included);")
     print(
-        f"  each push to a fresh `python -m sessions serve` (background queue function included);"
-        f" SYNC_MAX_SESSIONS {SYNC_MAX_SESSIONS:,},"
+        f"  SYNC_MAX_SESSIONS {SYNC_MAX_SESSIONS:,}, MAX_PUSH_SESSIONS {DEFAULT_MAX_PUSH_SESSIONS:,},"
+        f" body limit {DEFAULT_MAX_BODY_BYTES / 2**20:.0f} MiB;"
     )
-    print(
-        f"  MAX_PUSH_SESSIONS {DEFAULT_MAX_PUSH_SESSIONS:,}, body limit {DEFAULT_MAX_BODY_BYTES / 2**20:.0f}"
-        " MiB; log = what the server printed from the request until the push was done\n",
-        flush=True,
-    )
+    print("  log = what the server printed from the request until the push was done\n", flush=True)
     figures: list[PushFigures] = []
     valid = json.dumps(generate_sessions(options.valid_sessions, seed=11, months=2)).encode()
     figures += _valid_and_resent(fresh_settings, drop, valid, options)
