@@ -36,6 +36,11 @@ SYNC_MAX_SESSIONS = 2000
 # Of the deadline, what is kept back to hand a push to the background and answer.
 _HANDOFF_RESERVE = 0.25
 _HANDOFF_RESERVE_MAX_SECONDS = 2.5
+# Of the deadline, what is kept back for the record and the answer.
+_ANSWER_RESERVE = 1.5
+# Writing a push's record takes at most this, and at least the least of it after the deadline.
+_RECORD_SECONDS = 2.0
+_RECORD_SECONDS_LEAST = 0.5
 # Health answers within this, whatever storage does.
 HEALTH_DEADLINE_SECONDS = 5.0
 # Tries of the background function before the Functions host gives a push to the poison queue
@@ -128,7 +133,12 @@ class Receiver:
         what a push or the storage does.
         """
         push.body_bytes = len(body)
-        with deadline.within(self.settings.push_deadline_seconds):
+        # The whole answer is due within the deadline: what is kept back pays for the record
+        # and the answer, and for a storage client's last pause before it gives up.
+        budget = self.settings.push_deadline_seconds - min(
+            _ANSWER_RESERVE, self.settings.push_deadline_seconds / 4
+        )
+        with deadline.within(budget - push.seconds):
             try:
                 archived = self.archive.store_body(
                     body, push_id=push.push_id, received_at=push.received_at, content_type=content_type
@@ -235,8 +245,11 @@ class Receiver:
             reason=push.reason,
             finished_at=datetime.now(UTC) if push.mode == "sync" else None,
         )
+        # Within what is left of the push's deadline (half a second at least): the record never
+        # holds the answer back much, not even when storage hangs.
+        left = self.settings.push_deadline_seconds - push.seconds
         try:
-            with deadline.within(2.0):
+            with deadline.within(min(_RECORD_SECONDS, max(left, _RECORD_SECONDS_LEAST))):
                 self.records.save(record)
         except StorageUnavailable as error:
             log_event("push_record_not_written", logging.WARNING, push_id=push.push_id, reason=str(error))
@@ -246,8 +259,8 @@ class Receiver:
     def finish(self, message_text: str, *, attempt: int) -> IngestResult:
         """Store a push that was answered 202 (its queue message), as a live push would be.
 
-        Raises StorageUnavailable when this try fails: the queue tries again, and after the last
-        try the Functions host moves the message to the poison queue (logged, and recorded).
+        Raises what made this try fail: the queue tries again, and after the last try the
+        Functions host moves the message to the poison queue (each try logged and recorded).
         """
         started = time.perf_counter()
         message = json.loads(message_text)
@@ -266,9 +279,11 @@ class Receiver:
                 limits=self.settings.limits,
                 raw_archive=archive_name,
             )
-        except (StorageUnavailable, InvalidPush) as error:
-            last = attempt >= BACKGROUND_ATTEMPTS or isinstance(error, InvalidPush)
-            outcome = Outcome.POISONED if last else Outcome.FAILED
+        except Exception as error:
+            # Whatever failed (storage, a body that is no push, a bug, memory), the try is over:
+            # told in the log and the record, and raised so that the queue tries again, or, after
+            # the last try, the Functions host moves the message to the poison queue.
+            outcome = Outcome.POISONED if attempt >= BACKGROUND_ATTEMPTS else Outcome.FAILED
             log_event(
                 "push_finished",
                 logging.ERROR,
@@ -278,9 +293,9 @@ class Receiver:
                 attempt=attempt,
                 duration_ms=round((time.perf_counter() - started) * 1000, 1),
             )
-            record.outcome, record.reason = str(outcome), str(error)
+            record.outcome, record.reason = str(outcome), f"{type(error).__name__}: {error}"
             self._save_quietly(record)
-            raise StorageUnavailable(str(error)) from error
+            raise
         _log_sessions(push_id, result)
         log_event(
             "push_finished",
