@@ -140,6 +140,9 @@ class Operation:
             )
         if self.kind == "upsert":
             return ("upsert", self.entity, {"mode": UpdateMode.REPLACE})
+        if self.kind == "create":
+            # Not the entity echoed back (the service's default for an insert): less to parse.
+            return ("create", self.entity, {"response_preference": "return-no-content"})
         return (self.kind, self.entity)
 
 
@@ -266,23 +269,55 @@ class SessionStore:
     # --- identity: reading what is stored ----------------------------------------------------
 
     def find(self, identities: Collection[Identity]) -> dict[Identity, StoredSession]:
-        """The stored record (and its home) of each identity that has one; absent ones left out."""
+        """The stored record (and its home) of each identity that has one; absent ones left out.
+
+        The records are read by key range where a station's sessions of one home are many (one
+        query each), and by key, 14 to a query, where they are few.
+        """
         homes = self._homes(identities)
-        by_home: dict[str, list[Identity]] = defaultdict(list)
-        for identity, home in homes.items():
-            by_home[home].append(identity)
-        jobs = [
-            (home, batch)
-            for home, members in by_home.items()
-            for batch in _batches([session_row_key(*identity) for identity in members], _KEYS_PER_QUERY)
+        by_station: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for (charger_id, transaction_id), home in homes.items():
+            by_station[(home, charger_id)].append(transaction_id)
+        ranges: list[tuple[str, str, str]] = []
+        few: dict[str, list[str]] = defaultdict(list)
+        for (home, charger_id), transactions in by_station.items():
+            for first, last in _windows(sorted(transactions)):
+                members = [t for t in transactions if first <= t <= last]
+                if len(members) >= _KEYS_PER_QUERY:
+                    ranges.append(
+                        (home, session_row_key(charger_id, first), session_row_key(charger_id, last))
+                    )
+                else:
+                    few[home].extend(session_row_key(charger_id, t) for t in members)
+        jobs: list[Callable[[], list[TableEntity]]] = [
+            partial(self._row_range, self.sessions_table, *bounds) for bounds in ranges
+        ]
+        jobs += [
+            partial(self._rows, self.sessions_table, home, batch)
+            for home, row_keys in few.items()
+            for batch in _batches(row_keys, _KEYS_PER_QUERY)
         ]
         found: dict[str, TableEntity] = {}
-        for entities in self._map(lambda job: self._rows(self.sessions_table, *job), jobs):
+        for entities in self._map(lambda job: job(), jobs):
             found.update((f"{entity['PartitionKey']}|{entity['RowKey']}", entity) for entity in entities)
         return {
             identity: StoredSession(home, found.get(f"{home}|{session_row_key(*identity)}"))
             for identity, home in homes.items()
         }
+
+    def _row_range(self, table: TableClient, partition: str, first: str, last: str) -> list[TableEntity]:
+        """The entities of one partition with first <= RowKey <= last."""
+        with storage_errors(f"reading {table.table_name}"), self._noting_missing_tables():
+            try:
+                return list(
+                    table.query_entities(
+                        "PartitionKey eq @partition and RowKey ge @first and RowKey le @last",
+                        parameters={"partition": partition, "first": first, "last": last},
+                        results_per_page=PAGE_SIZE,
+                    )
+                )
+            except ResourceNotFoundError:
+                return []
 
     def _homes(self, identities: Collection[Identity]) -> dict[Identity, str]:
         """The home partition of each identity the index knows."""
