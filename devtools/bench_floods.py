@@ -306,18 +306,18 @@ def _count_entities(settings: Settings, table_name: str, query: str | None = Non
 def print_table(figures: list[PushFigures]) -> None:
     print(
         f"\n  {'push':<24} {'items':>9} {'body':>9} {'answer':>26} {'answer':>8}"
-        f" {'done':>8} {'server':>7} {'peak':>8} {'log':>9} {'log':>6}"
+        f" {'done':>9} {'server':>8} {'peak':>8} {'log':>9} {'log':>6}"
     )
     print(
         f"  {'':<24} {'':>9} {'':>9} {'status, time':>26} {'size':>8}"
-        f" {'after':>8} {'CPU':>7} {'RSS':>8} {'bytes':>9} {'lines':>6}"
+        f" {'after':>9} {'CPU':>8} {'RSS':>8} {'bytes':>9} {'lines':>6}"
     )
     for figure in figures:
         answer = f"{figure.status} {figure.answer}, {figure.answer_s:.2f} s"
         done = f"{figure.done_s:.1f} s" if figure.done_s is not None else "-"
         print(
             f"  {figure.name:<24} {figure.items:>9,} {figure.body_bytes / 2**20:>5.1f} MiB {answer:>26}"
-            f" {_size(figure.answer_bytes):>8} {done:>8} {figure.server_cpu_s:>5.1f} s"
+            f" {_size(figure.answer_bytes):>8} {done:>9} {figure.server_cpu_s:>6.1f} s"
             f" {figure.peak_rss_bytes / 2**20:>4.0f} MiB {_size(figure.log_bytes):>9} {figure.log_lines:>6}"
         )
     print()
