@@ -14,7 +14,9 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from devtools.azurite import Azurite
 from devtools.served import ServedReceiver, receiver_environment
+from sessions.ingest import ingest_push
 from sessions.settings import Settings, StorageConnection
+from sessions.storage import SessionStore
 from sessions.storage.archive import ArchivedPush, RawArchive, archive_name, parse_archive_name
 from sessions.storage.pushes import PushRecord, PushRecords
 from tests.helpers.pushes import OLD_KEY, as_body, post, session
@@ -244,3 +246,25 @@ def test_replay_with_storage_down_says_so_and_fails(settings: Settings, azurite:
 def test_replay_refuses_a_period_that_ends_before_it_starts(settings: Settings) -> None:
     done = archive_command(settings, "replay", "--from", "2025-03-02", "--to", "2025-03-01")
     assert done.status == 2 and "--to must be after --from" in done.err
+
+
+def test_replaying_an_archived_push_never_restores_values_a_newer_push_changed(
+    archive: RawArchive, store: SessionStore, settings: Settings
+) -> None:
+    first = session(
+        TransactionID=5, EnergyDelivered=1000, StartAt="2025-05-31T23:30:00Z", EndAt="2025-06-01T01:00:00Z"
+    )
+    corrected = dict(first, EnergyDelivered=1200, StartAt="2025-06-01T00:10:00Z")
+    monday = datetime(2025, 6, 2, 8, 0, tzinfo=UTC)
+    for body, push_id, at in (
+        (as_body([first]), "monday", monday),
+        (as_body([corrected]), "tuesday", monday + timedelta(days=1)),
+    ):
+        archive.store_body(body, push_id=push_id, received_at=at, content_type=None)
+        ingest_push(body, store, push_id=push_id, received_at=at)
+    # A window that stops before the newest push: its session is older than the one stored.
+    done = archive_command(settings, "replay", "--from", "2025-06-02", "--to", "2025-06-02")
+    assert done.status == 0, done.err
+    assert "skipped as older 1" in done.out and "1 skipped as older than the copy stored" in done.out
+    (record,) = all_entities(tables(settings)[0])
+    assert (record["EnergyDelivered"], record["PushId"]) == (1200, "tuesday")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,11 +11,11 @@ import pytest
 from azure.data.tables import UpdateMode
 
 from sessions.decoding import PushBody
-from sessions.ingest import ingest_push
+from sessions.ingest import QUARANTINE_PER_PUSH, ingest_push
 from sessions.model import FieldError, Session
 from sessions.results import Rejection
 from sessions.settings import Settings
-from sessions.storage import SessionStore
+from sessions.storage import RawArchive, SessionStore
 from sessions.storage.entities import rejection_entity, session_entity, session_row_key
 from tests.helpers.pushes import as_body, session
 from tests.helpers.tables import all_entities, tables
@@ -201,3 +202,84 @@ def test_replay_never_overwrites_a_later_push_of_the_same_session(
     assert ran.status == 0 and f"released    {old[:12]}" in ran.out
     (entity,) = stored(settings).values()
     assert entity["EnergyDelivered"] == 25_000 and quarantined_ids(settings) == set()
+
+
+def test_list_tells_the_true_total_and_reads_only_the_newest_it_shows(
+    store: SessionStore,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    start = datetime(2025, 1, 10, 7, tzinfo=UTC)
+    for hour in range(3):
+        bad = [session(TransactionID=hour * 100 + n, **BACKWARDS) for n in range(20)]
+        push(store, bad, push_id=f"hour-{hour}", received_at=start + timedelta(hours=hour))
+    ran = run_tool(settings, monkeypatch, capsys, "rejected", "list", "--limit", "5")
+    lines = ran.out.splitlines()
+    assert ran.status == 0 and lines[-1] == "5 shown (newest first) of 60 quarantined sessions"
+    rows = lines[1:6]
+    assert all("2025-01-10 09:00:00" in row for row in rows)  # the last hour's first
+    # Reading the newest five: the count, one page of the arrival list, the five entries.
+    newest = list(store.newest_quarantined(5))
+    assert len(newest) == 5 and {entity["PushId"] for entity in newest} == {"hour-2"}
+
+
+def test_list_of_one_push_shows_its_rejected_sessions_in_push_order(
+    store: SessionStore,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    push(store, [session(TransactionID=n, **BACKWARDS) for n in range(4)], push_id="wanted")
+    push(store, [session(TransactionID=10 + n, **BACKWARDS) for n in range(3)], push_id="other")
+    ran = run_tool(settings, monkeypatch, capsys, "rejected", "list", "--push", "wanted")
+    assert ran.out.splitlines()[-1] == "4 shown (of push wanted) of 7 quarantined sessions"
+    transactions = [line.split()[4] for line in ran.out.splitlines()[1:5]]
+    assert transactions == ["0", "1", "2", "3"]
+
+
+def test_replay_of_everything_tells_its_progress_and_works_through_the_whole_quarantine(
+    store: SessionStore,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    arrived = datetime(2025, 1, 10, 7, tzinfo=UTC)
+    for n in range(250):
+        quarantine_under_an_old_rule(
+            store, session(TransactionID=n, EnergyDelivered=200_000 + n), "too much", received_at=arrived
+        )
+    ran = run_tool(settings, monkeypatch, capsys, "rejected", "replay", "--all")
+    assert ran.status == 0 and "Replayed 250: 250 stored" in ran.out
+    assert ran.err.splitlines() == [
+        "  100 of 250 replayed...",
+        "  200 of 250 replayed...",
+        "  250 of 250 replayed...",
+    ]
+    assert quarantined_ids(settings) == set() and len(stored(settings)) == 250
+    assert store.quarantined_count() == 0
+
+
+def test_the_overflow_of_a_push_is_replayed_from_its_archived_body(
+    store: SessionStore,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Rejected under a rule set too strict (1 kWh), more than the quarantine keeps one by one.
+    sent = [session(TransactionID=n, EnergyDelivered=5_000 + n) for n in range(QUARANTINE_PER_PUSH + 20)]
+    body, arrived = as_body(sent), datetime.now(UTC) - timedelta(hours=1)
+    archive = RawArchive.connect(settings)
+    archived = archive.store_body(body, push_id="strict", received_at=arrived, content_type=None)
+    archive.close()
+    strict = replace(settings.limits, max_energy_kwh=1)
+    result = ingest_push(
+        body, store, push_id="strict", received_at=arrived, limits=strict, raw_archive=archived.name
+    )
+    assert (result.rejected, result.quarantine_overflow) == (len(sent), 20)
+    assert len(quarantined_ids(settings)) == QUARANTINE_PER_PUSH + 1
+    # The rule is relaxed (the default limits): everything replays, the overflow from the archive.
+    ran = run_tool(settings, monkeypatch, capsys, "rejected", "replay", "--all")
+    assert ran.status == 0, ran.out[-500:]
+    assert len(stored(settings)) == len(sent)
+    assert quarantined_ids(settings) == set() and store.quarantined_count() == 0
