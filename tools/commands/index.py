@@ -40,14 +40,21 @@ def run(arguments: argparse.Namespace) -> int:
         return 1
     finally:
         store.close()
-    would = "would " if arguments.dry_run else ""
+    written, removed = (
+        ("would be written", "would be removed") if arguments.dry_run else ("written", "removed")
+    )
     for (charger_id, transaction_id), partition in report.doubles_removed:
-        print(f"{would}remove the older copy of {charger_id} {transaction_id} in {partition}")
+        verb = "would remove" if arguments.dry_run else "removed"
+        print(f"{verb} the older copy of {charger_id} {transaction_id} in {partition}")
     print(
-        f"{report.sessions:,} sessions read: {report.index_entries:,} index entries, "
-        f"{report.pointers:,} moved pointers {would}written, "
-        f"{len(report.doubles_removed):,} older copies {would}removed, "
-        f"{report.stale_entries_removed:,} entries leading nowhere {would}removed; the quarantine holds "
-        f"{report.quarantined:,} sessions"
+        f"{_count(report.sessions, 'session')} read: "
+        f"{_count(report.index_entries, 'index entry', 'index entries')} and {_count(report.pointers, 'moved pointer')} {written}, "
+        f"{_count(len(report.doubles_removed), 'older copy', 'older copies')} {removed}, "
+        f"{_count(report.stale_entries_removed, 'entry', 'entries')} leading nowhere {removed}; "
+        f"{_count(report.quarantined, 'quarantined session')} counted"
     )
     return 0
+
+
+def _count(number: int, one: str, many: str | None = None) -> str:
+    return f"{number:,} {one if number == 1 else many or one + 's'}"
