@@ -46,12 +46,13 @@ def run(arguments: argparse.Namespace) -> int:
     for (charger_id, transaction_id), partition in report.doubles_removed:
         verb = "would remove" if arguments.dry_run else "removed"
         print(f"{verb} the older copy of {charger_id} {transaction_id} in {partition}")
+    entries = _count(report.index_entries, "index entry", "index entries")
+    pointers = _count(report.pointers, "moved pointer")
+    doubles = _count(len(report.doubles_removed), "older copy", "older copies")
+    stale = _count(report.stale_entries_removed, "entry", "entries")
     print(
-        f"{_count(report.sessions, 'session')} read: "
-        f"{_count(report.index_entries, 'index entry', 'index entries')} and {_count(report.pointers, 'moved pointer')} {written}, "
-        f"{_count(len(report.doubles_removed), 'older copy', 'older copies')} {removed}, "
-        f"{_count(report.stale_entries_removed, 'entry', 'entries')} leading nowhere {removed}; "
-        f"{_count(report.quarantined, 'quarantined session')} counted"
+        f"{_count(report.sessions, 'session')} read: {entries} and {pointers} {written}, {doubles} {removed}, "
+        f"{stale} leading nowhere {removed}; {_count(report.quarantined, 'quarantined session')} counted"
     )
     return 0
 
