@@ -50,9 +50,10 @@ def run(arguments: argparse.Namespace) -> int:
     pointers = _count(report.pointers, "moved pointer")
     doubles = _count(len(report.doubles_removed), "older copy", "older copies")
     stale = _count(report.stale_entries_removed, "entry", "entries")
+    read, quarantined = _count(report.sessions, "session"), _count(report.quarantined, "quarantined session")
     print(
-        f"{_count(report.sessions, 'session')} read: {entries} and {pointers} {written}, {doubles} {removed}, "
-        f"{stale} leading nowhere {removed}; {_count(report.quarantined, 'quarantined session')} counted"
+        f"{read} read: {entries} and {pointers} {written}, {doubles} {removed}, "
+        f"{stale} leading nowhere {removed}; {quarantined} counted"
     )
     return 0
 
