@@ -350,14 +350,8 @@ def _log_sessions(push_id: str, result: IngestResult) -> None:
             quarantine_id=rejection.quarantine_id,
         )
     for update in (result.updates or [])[:MAX_LOGGED_SESSIONS]:
-        log_event(
-            "session_updated",
-            logging.WARNING,
-            push_id=push_id,
-            ChargerID=update.charger_id,
-            TransactionID=update.transaction_id,
-            changes=update.changes,
-        )
+        who = {"ChargerID": update.charger_id, "TransactionID": update.transaction_id}
+        log_event("session_updated", logging.WARNING, push_id=push_id, changes=update.changes, **who)
 
 
 _current: Receiver | None = None

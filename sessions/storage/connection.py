@@ -140,17 +140,24 @@ def table_service(storage: StorageConnection) -> TableServiceClient:
     )
 
 
-def blob_service(storage: StorageConnection) -> BlobServiceClient:
-    """A Blob service client for the configured connection (managed identity in Azure)."""
-    # The SDK's default retry waits 15 s and more between tries: a few quick ones, then 503,
-    # as for the tables, well inside the sender's patience.
-    options: dict[str, Any] = {
+def _storage_client_options(api_version: str, retry_policy: Any) -> dict[str, Any]:
+    """The options of a blob or queue client: timeouts, the deadline hook, a quick retry policy
+    (the SDKs' own waits 15 s and more between tries), and the API version Azurite serves."""
+    return {
         "connection_timeout": CONNECT_TIMEOUT_SECONDS,
         "read_timeout": READ_TIMEOUT_SECONDS,
-        "api_version": BLOB_API_VERSION,
-        "retry_policy": LinearRetry(backoff=1, random_jitter_range=1, retry_total=2),
+        "api_version": api_version,
+        "retry_policy": retry_policy,
         "raw_request_hook": within_deadline,
     }
+
+
+def blob_service(storage: StorageConnection) -> BlobServiceClient:
+    """A Blob service client for the configured connection (managed identity in Azure)."""
+    # A few quick tries, then 503, as for the tables, well inside the sender's patience.
+    options = _storage_client_options(
+        BLOB_API_VERSION, LinearRetry(backoff=1, random_jitter_range=1, retry_total=2)
+    )
     if storage.connection_string is not None:
         return BlobServiceClient.from_connection_string(
             resolve_connection_string(storage.connection_string), **options
@@ -166,15 +173,10 @@ def queue_service(storage: StorageConnection, setting: str = Setting.STORAGE) ->
     A connection string that names other endpoints but no QueueEndpoint is refused: the SDK would
     otherwise send queue requests to the public `<account>.queue.core.windows.net`.
     """
-    options: dict[str, Any] = {
-        "connection_timeout": CONNECT_TIMEOUT_SECONDS,
-        "read_timeout": READ_TIMEOUT_SECONDS,
-        "api_version": QUEUE_API_VERSION,
-        # As for the blobs: a few quick tries, not the SDK's 15 s and more between them.
-        "retry_policy": QueueLinearRetry(backoff=1, random_jitter_range=1, retry_total=2),
-        # Sent on the push's request path (a push handed to the background): under its deadline.
-        "raw_request_hook": within_deadline,
-    }
+    # As for the blobs: a few quick tries; and on the push's path (a push handed to the background).
+    options = _storage_client_options(
+        QUEUE_API_VERSION, QueueLinearRetry(backoff=1, random_jitter_range=1, retry_total=2)
+    )
     if storage.connection_string is not None:
         connection_string = resolve_connection_string(storage.connection_string)
         if _names_endpoints_but_not_the_queues(connection_string):

@@ -119,13 +119,8 @@ class Operation:
     payload_bytes: int = 2048
     etag: str | None = None
 
-    @property
-    def partition_key(self) -> str:
-        return str(self.entity["PartitionKey"])
-
-    @property
-    def row_key(self) -> str:
-        return str(self.entity["RowKey"])
+    partition_key = property(TableWrite.partition_key.fget)  # type: ignore[attr-defined]
+    row_key = property(TableWrite.row_key.fget)  # type: ignore[attr-defined]
 
     def as_sdk(self) -> tuple[Any, ...]:
         if self.kind == "update":
@@ -709,23 +704,16 @@ class SessionStore:
 
     def all_sessions(self) -> Iterator[list[TableEntity]]:
         """Every stored session, page by page (a scan: for the index rebuild only)."""
-        with storage_errors(f"reading {self.sessions_table.table_name}"):
-            try:
-                yield from (
-                    list(page)
-                    for page in self.sessions_table.list_entities(results_per_page=PAGE_SIZE).by_page()
-                )
-            except ResourceNotFoundError:
-                return
+        return self._scan(self.sessions_table)
 
     def all_index_entries(self) -> Iterator[list[TableEntity]]:
         """Every index entry and pointer, page by page (for the index rebuild)."""
-        with storage_errors(f"reading {self.index_table.table_name}"):
+        return self._scan(self.index_table)
+
+    def _scan(self, table: TableClient) -> Iterator[list[TableEntity]]:
+        with storage_errors(f"reading {table.table_name}"):
             try:
-                yield from (
-                    list(page)
-                    for page in self.index_table.list_entities(results_per_page=PAGE_SIZE).by_page()
-                )
+                yield from (list(page) for page in table.list_entities(results_per_page=PAGE_SIZE).by_page())
             except ResourceNotFoundError:
                 return
 
