@@ -266,31 +266,23 @@ class SessionStore:
     def find(self, identities: Collection[Identity]) -> dict[Identity, StoredSession]:
         """The stored record (and its home) of each identity that has one; absent ones left out.
 
-        The records are read by key range where a station's sessions of one home are many (one
-        query each), and by key, 14 to a query, where they are few.
+        The records are read by one key range per station and home month: a station's records
+        sort together, by TransactionID, so the range holds the push's sessions and at most that
+        station's others in between (a range read, not a filter of keys, which the service scans).
         """
         homes = self._homes(identities)
         by_station: dict[tuple[str, str], list[int]] = defaultdict(list)
         for (charger_id, transaction_id), home in homes.items():
             by_station[(home, charger_id)].append(transaction_id)
-        ranges: list[tuple[str, str, str]] = []
-        few: dict[str, list[str]] = defaultdict(list)
-        for (home, charger_id), transactions in by_station.items():
-            for first, last in _windows(sorted(transactions)):
-                members = [t for t in transactions if first <= t <= last]
-                if len(members) >= _KEYS_PER_QUERY:
-                    ranges.append(
-                        (home, session_row_key(charger_id, first), session_row_key(charger_id, last))
-                    )
-                else:
-                    few[home].extend(session_row_key(charger_id, t) for t in members)
-        jobs: list[Callable[[], list[TableEntity]]] = [
-            partial(self._row_range, self.sessions_table, *bounds) for bounds in ranges
-        ]
-        jobs += [
-            partial(self._rows, self.sessions_table, home, batch)
-            for home, row_keys in few.items()
-            for batch in _batches(row_keys, _KEYS_PER_QUERY)
+        jobs = [
+            partial(
+                self._row_range,
+                self.sessions_table,
+                home,
+                session_row_key(charger_id, min(transactions)),
+                session_row_key(charger_id, max(transactions)),
+            )
+            for (home, charger_id), transactions in by_station.items()
         ]
         found: dict[str, TableEntity] = {}
         for entities in self._map(lambda job: job(), jobs):
