@@ -20,7 +20,8 @@
 //   - Monitoring Metrics Publisher on Application Insights: Entra-authenticated telemetry.
 // An optional operator principal (a person or a pipeline) gets what docs/deploy.md's own
 // commands need: put the key in the vault, read the tables for `python -m sessions export`,
-// and read the raw archive (`python -m sessions archive list`).
+// read the raw archive (`python -m sessions archive list`), and see the pushes given up in the
+// poison queue (`python -m sessions pushes`).
 
 param storageAccountName string
 
@@ -60,6 +61,7 @@ var roles = {
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   storageTableDataReader: '76199698-9eea-4c19-bc75-cec21354c6b6'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
+  storageQueueDataReader: '19e7f393-937e-4f77-808e-94535e297925'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
@@ -224,5 +226,16 @@ resource operatorArchiveReader 'Microsoft.Authorization/roleAssignments@2022-04-
     principalId: operatorPrincipalId
     principalType: operatorPrincipalType
     description: 'List and read archived push bodies'
+  }
+}
+
+resource operatorPoisonQueueReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
+  name: guid(queues[1].id, operatorPrincipalId, roles.storageQueueDataReader)
+  scope: queues[1]
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageQueueDataReader)
+    principalId: operatorPrincipalId
+    principalType: operatorPrincipalType
+    description: 'See the pushes given up after five tries (the poison queue)'
   }
 }

@@ -314,3 +314,7 @@ def test_a_push_whose_background_run_always_fails_ends_in_the_poison_queue_recor
     finished = [event for event in log_events(receiver.lines, "push_finished") if event["push_id"] == push_id]
     assert [event["outcome"] for event in finished] == ["failed"] * (BACKGROUND_ATTEMPTS - 1) + ["poisoned"]
     assert stored(settings) == []
+    # The operator's view: the push given up, in the poison queue, with what to do about it.
+    shown = run_tool_process(receiver_environment(settings), "pushes", "--since", "1h")
+    assert shown.status == 0, shown.err
+    assert "1 push(es) given up after the background's last try" in shown.out and push_id in shown.out

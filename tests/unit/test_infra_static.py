@@ -642,6 +642,7 @@ ROLE_IDS = {
     "storageTableDataContributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
     "storageTableDataReader": "76199698-9eea-4c19-bc75-cec21354c6b6",
     "storageQueueDataContributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+    "storageQueueDataReader": "19e7f393-937e-4f77-808e-94535e297925",
     "keyVaultSecretsUser": "4633458b-17de-408a-b874-0445c86b69e6",
     "keyVaultSecretsOfficer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
     "monitoringMetricsPublisher": "3913510d-42f4-4e42-8a64-420c390055eb",
@@ -715,6 +716,7 @@ def test_the_operator_can_read_but_not_change_the_billing_records() -> None:
         ("keyVaultSecretsOfficer", "vault"),
         ("storageTableDataReader", "storageAccount"),
         ("storageBlobDataReader", "rawArchiveContainer"),
+        ("storageQueueDataReader", "queues"),
     }
 
 

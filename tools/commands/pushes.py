@@ -4,14 +4,17 @@ quiet hours shown; and a check for a cron job or a probe that the feed has not g
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sessions.settings import Settings
 from sessions.storage import StorageUnavailable
 from sessions.storage.pushes import PushRecord, PushRecords
+from sessions.storage.queues import MessageQueue
 from tools.cli import load_settings, survives_closed_pipe
 
 # Exit status when the newest taken push is older than --max-silence.
@@ -54,7 +57,8 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
 
 
 def run(arguments: argparse.Namespace) -> int:
-    records = PushRecords.connect(load_settings())
+    settings = load_settings()
+    records = PushRecords.connect(settings)
     now = datetime.now(UTC)
     since: datetime = arguments.since
     try:
@@ -67,6 +71,7 @@ def run(arguments: argparse.Namespace) -> int:
             _print_buckets(found, since, now, arguments.by)
         else:
             _print_list(found, since)
+        _print_poisoned(settings)
         if arguments.max_silence is not None:
             return _check_silence(records, now, arguments.max_silence)
     except StorageUnavailable as error:
@@ -150,6 +155,32 @@ def _print_buckets(found: list[PushRecord], since: datetime, now: datetime, by: 
             f"{moment:{label}}".ljust(16)
             + f"  {len(records):6}  {sessions:8}  {rejected:8}  {len(records) - len(taken):9}  {keys}"
         )
+
+
+def _print_poisoned(settings: Settings) -> None:
+    """The pushes given up after the background's last try, if any: each needs an operator."""
+    queue = MessageQueue.connect(settings.require_storage(), settings.push_queue)
+    try:
+        count = queue.poison_count()
+        waiting = queue.peek_poison() if count else []
+    except StorageUnavailable as error:
+        print(f"(the poison queue {queue.poison_name} could not be read: {error})", file=sys.stderr)
+        return
+    finally:
+        queue.close()
+    if not waiting:
+        return
+    shown = f" (the oldest {len(waiting)})" if count > len(waiting) else ""
+    print(f"\n{count} push(es) given up after the background's last try, in {queue.poison_name}{shown}:")
+    for message in waiting:
+        try:
+            push = json.loads(message.text)
+            print(f"  {push['push_id']}  received {push['received_at']}  archived as {push['raw_archive']}")
+        except (ValueError, KeyError, TypeError):
+            print(f"  (a message that is not a push: {message.text[:80]!r})")
+    print(
+        "Once the cause is fixed (pushes --id PUSH_ID says it), `archive replay` over its arrival stores it."
+    )
 
 
 def _show(found: list[PushRecord], push_id: str) -> int:
