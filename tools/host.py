@@ -823,5 +823,5 @@ def describe(server: FunctionsHost) -> str:
         if listener.queue is None:
             lines.append(f"        {listener.function.name}: queueTrigger (in error: {listener.error})")
         else:
-            lines.append(f"        {listener.function.name}: queueTrigger (queue {listener.queue.name})")
+            lines.append(f"        {listener.function.name}: queueTrigger ({listener.queue.url})")
     return "\n".join(lines)
