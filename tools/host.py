@@ -313,10 +313,6 @@ class QueueListener:
     _queues_ready: bool = field(default=False, repr=False)
     _unavailable: bool = field(default=False, repr=False)
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
     def start(self) -> None:
         """Start polling in a background thread (nothing happens for a function in error)."""
         if self.queue is None or self._thread is not None:
