@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,14 +105,20 @@ class ServedReceiver:
 
 
 def start_receiver(
-    env: Mapping[str, str], *, settings_file: Path | None = None, keep_lines: bool = True
+    env: Mapping[str, str],
+    *,
+    settings_file: Path | None = None,
+    keep_lines: bool = True,
+    command: Sequence[str] | None = None,
 ) -> ServedReceiver:
-    """Start `python -m sessions serve --port 0` and wait for the URL it prints.
+    """Start `python -m sessions serve --port 0` (or another `command` that serves the app and
+    prints "Serving on URL") and wait for the URL it prints.
 
     With keep_lines false the output is read and dropped (a benchmark's long run).
     """
-    command = [sys.executable, "-m", "sessions", "--settings", str(settings_file or NO_LOCAL_SETTINGS)]
-    command += ["serve", "--host", "127.0.0.1", "--port", "0"]
+    if command is None:
+        command = [sys.executable, "-m", "sessions", "--settings", str(settings_file or NO_LOCAL_SETTINGS)]
+        command += ["serve", "--host", "127.0.0.1", "--port", "0"]
     process = subprocess.Popen(
         command,
         cwd=PROJECT,
@@ -138,5 +144,5 @@ def start_receiver(
     ready.wait(60)
     if not served.base_url:
         served.stop()
-        raise RuntimeError("python -m sessions serve did not start:\n" + served.log)
+        raise RuntimeError(f"{' '.join(command[1:])} did not start:\n" + served.log)
     return served

@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 import sys
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from devtools.served import PROJECT, ServedReceiver
+from devtools.served import PROJECT, ServedReceiver, start_receiver
 from tools.host import describe, host_config, start_host
 
 QUICK_QUEUES = {"visibilityTimeout": "00:00:01", "maxPollingInterval": "00:00:00.200"}
@@ -38,32 +36,7 @@ def quick_host_json(folder: Path) -> dict[str, Any]:
 def start_quick_retry_receiver(env: Mapping[str, str], folder: Path) -> ServedReceiver:
     """Serve the receiver with `env` as its app settings and quick retries (host.json in `folder`)."""
     quick_host_json(folder)
-    process = subprocess.Popen(
-        [sys.executable, "-m", __name__, str(folder)],
-        cwd=PROJECT,
-        env=dict(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    served = ServedReceiver(base_url="", process=process, env=dict(env))
-    listening = threading.Event()
-
-    def keep_output() -> None:
-        assert process.stdout is not None
-        for text in process.stdout:
-            served.lines.append(text.rstrip("\n"))
-            if text.startswith(_READY) and not served.base_url:
-                served.base_url = text.removeprefix(_READY).split()[0]
-                listening.set()
-        listening.set()  # it ended before it listened
-
-    threading.Thread(target=keep_output, name="quick-retry-host-output", daemon=True).start()
-    listening.wait(60)
-    if not served.base_url:
-        served.stop()
-        raise RuntimeError("the quick-retry host did not start:\n" + served.log)
-    return served
+    return start_receiver(env, command=[sys.executable, "-m", __name__, str(folder)])
 
 
 def main(arguments: Sequence[str]) -> int:
