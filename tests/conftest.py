@@ -16,6 +16,7 @@ from devtools.azurite import Azurite
 from devtools.served import ServedReceiver, receiver_environment, start_receiver
 from sessions.settings import Settings, StorageConnection
 from sessions.storage import SessionStore
+from tests.helpers.proxies import DroppingProxy, store_through
 from tests.helpers.pushes import NEW_KEY, OLD_KEY
 from tests.helpers.tables import unique_table
 
@@ -54,6 +55,15 @@ def store(settings: Settings) -> Iterator[SessionStore]:
     session_store = SessionStore.connect(settings)
     yield session_store
     session_store.close()
+
+
+@pytest.fixture
+def counted_store(azurite: Azurite, settings: Settings) -> Iterator[tuple[SessionStore, DroppingProxy]]:
+    """A store whose Table requests go through a proxy that counts them (and drops none)."""
+    proxy = DroppingProxy(azurite.ports["Table"], drops=0)
+    with store_through(proxy, azurite, settings) as store:
+        store.ensure_tables()
+        yield store, proxy
 
 
 @pytest.fixture

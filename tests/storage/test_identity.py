@@ -4,20 +4,19 @@ of the identity index for data stored before it existed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from devtools.azurite import Azurite
 from sessions.ingest import IngestResult, ingest_push
 from sessions.settings import Settings
 from sessions.storage import SessionStore
 from sessions.storage.entities import TableWrite, check_entity, index_entity, session_row_key
 from sessions.storage.tables import SessionWrite
-from tests.helpers.proxies import DroppingProxy, store_through
+from tests.helpers.proxies import DroppingProxy
 from tests.helpers.pushes import as_body, session
 from tests.helpers.tables import all_entities, tables
 from tools.index import rebuild
@@ -63,18 +62,10 @@ def test_concurrent_pushes_of_one_session_in_two_months_converge_to_one_record(
     assert len(in_period(store, JUNE)) + len(in_period(store, MAY)) == 1
 
 
-@pytest.fixture
-def counted(azurite: Azurite, settings: Settings) -> Iterator[tuple[SessionStore, DroppingProxy]]:
-    proxy = DroppingProxy(azurite.ports["Table"], drops=0)
-    with store_through(proxy, azurite, settings) as store:
-        store.ensure_tables()
-        yield store, proxy
-
-
 def test_an_hourly_push_costs_three_requests_and_the_same_push_again_costs_reads_only(
-    counted: tuple[SessionStore, DroppingProxy],
+    counted_store: tuple[SessionStore, DroppingProxy],
 ) -> None:
-    store, proxy = counted
+    store, proxy = counted_store
     hourly = [
         session(
             ChargerID=f"TACW{n % 20}",

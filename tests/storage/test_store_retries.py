@@ -16,14 +16,6 @@ from tests.helpers.proxies import DroppingProxy, store_through
 from tests.helpers.tables import all_entities, tables
 
 
-@pytest.fixture
-def counted_store(azurite: Azurite, settings: Settings) -> Iterator[tuple[SessionStore, DroppingProxy]]:
-    proxy = DroppingProxy(azurite.ports["Table"], drops=0)
-    with store_through(proxy, azurite, settings) as store:
-        store.ensure_tables()
-        yield store, proxy
-
-
 def test_sessions_are_written_in_transactions_of_at_most_100_per_partition_not_one_request_each(
     counted_store: tuple[SessionStore, DroppingProxy], settings: Settings
 ) -> None:
