@@ -13,7 +13,7 @@ from typing import Any
 
 import azure.functions as func
 
-from sessions.decoding import BodyTooLarge, InvalidPush, UnsupportedEncoding, expand_body
+from sessions.decoding import BodyTooLarge, InvalidPush, UnsupportedEncoding, declared_length, expand_body
 from sessions.keys import KEY_HEADER, KeyCheck
 from sessions.logs import log_event
 from sessions.receiver import IncomingPush, Outcome, Receiver, current_receiver
@@ -65,10 +65,11 @@ def _take(receiver: Receiver, push: IncomingPush, req: func.HttpRequest) -> func
 
     limit = receiver.settings.max_body_bytes
     declared = req.headers.get("Content-Length", "").strip()
-    if declared and not declared.isdigit():
+    length = declared_length(declared)
+    if declared and length is None:
         return _refused(push, 400, "invalid_body", "Content-Length is not a number")
-    if declared and int(declared) > limit:
-        return _too_large(push, f"body is {int(declared)} bytes", limit)
+    if length is not None and length > limit:
+        return _too_large(push, f"body is {length} bytes", limit)
     content_type = req.headers.get("Content-Type", "").strip()
     if content_type and not _is_json_utf8(content_type):
         return _refused(push, 415, "unsupported_media_type", "send application/json (UTF-8)")

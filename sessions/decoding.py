@@ -38,7 +38,7 @@ _TOKEN = re.compile(
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 # Best-effort identifiers of an odd item, for the answer and the quarantine.
 _CHARGER_ID = re.compile(r'"ChargerID"[ \t\n\r]*:[ \t\n\r]*"((?:[^"\\\x00-\x1f]|\\.){1,160})"')
-_TRANSACTION_ID = re.compile(r'"TransactionID"[ \t\n\r]*:[ \t\n\r]*(\d{1,19})(?![\d.eE])')
+_TRANSACTION_ID = re.compile(r'"TransactionID"[ \t\n\r]*:[ \t\n\r]*([0-9]{1,19})(?![0-9.eE])')
 _DECODER = json.JSONDecoder()
 
 
@@ -52,6 +52,23 @@ class BodyTooLarge(ValueError):
 
 class UnsupportedEncoding(ValueError):
     """The body is compressed in a way the receiver does not read (HTTP 415)."""
+
+
+# More digits than any body's size has (a Content-Length of 10**18 bytes or more is not a size).
+_LENGTH_DIGITS = 18
+
+
+def declared_length(header: str) -> int | None:
+    """The size a Content-Length header declares, or None when it is not a number of bytes.
+
+    Only ASCII digits count: `str.isdigit` also takes superscripts (which `int` refuses) and other
+    scripts' digits (which `int` reads), and a number of thousands of digits is beyond what `int`
+    converts.
+    """
+    value = header.strip()
+    if not value.isascii() or not value.isdigit() or len(value) > _LENGTH_DIGITS:
+        return None
+    return int(value)
 
 
 def expand_body(body: bytes, content_encoding: str | None, limit: int) -> bytes:

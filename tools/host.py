@@ -45,6 +45,7 @@ from urllib.parse import parse_qsl, urlsplit
 import azure.functions as func
 from azure.functions.queue import QueueMessage as TriggerMessage
 
+from sessions.decoding import declared_length
 from sessions.settings import SettingsError, StorageConnection
 from sessions.storage import MessageQueue, QueuedMessage, StorageUnavailable
 
@@ -611,10 +612,11 @@ class _FunctionRequestHandler(BaseHTTPRequestHandler):
 
     def _call(self, route: Route, route_params: dict[str, str], query: str) -> int:
         declared = self.headers.get("Content-Length")
-        if declared is not None and (not declared.strip().isdigit() or int(declared) > HOST_BODY_LIMIT):
-            return self._answer_plain(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE if declared.strip().isdigit() else HTTPStatus.BAD_REQUEST
-            )
+        length = None if declared is None else declared_length(declared)
+        if declared is not None and length is None:
+            return self._answer_plain(HTTPStatus.BAD_REQUEST)
+        if length is not None and length > HOST_BODY_LIMIT:
+            return self._answer_plain(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
         request = StreamedHttpRequest(
             self.command,
             f"{self.server.base_url}{self.path}",

@@ -47,7 +47,7 @@ class ArchivedPush:
     def size(self) -> int | None:
         """The body's size in bytes, as archived."""
         size = self.metadata.get("size", "")
-        return int(size) if size.isdigit() else None
+        return int(size) if size.isascii() and size.isdigit() else None
 
 
 def archive_name(received_at: datetime, push_id: str) -> str:

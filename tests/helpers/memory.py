@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from azure.data.tables import TableEntity
 from azure.data.tables._serialize import _add_entity_properties
 
-from sessions.storage import ArchivedPush
+from sessions.receiver import Receiver
+from sessions.settings import Settings
+from sessions.storage import ArchivedPush, MessageQueue, RawArchive, SessionStore
 from sessions.storage.entities import Identity, TableWrite, identity_of, index_entity
-from sessions.storage.pushes import PushRecord
+from sessions.storage.pushes import PushRecord, PushRecords
 from sessions.storage.tables import SessionsWritten, SessionWrite, StoredSession
 
 _etags = itertools.count(1)
@@ -167,6 +170,29 @@ class MemoryQueue:
 
     def close(self) -> None:
         return None
+
+
+@dataclass(frozen=True)
+class MemoryReceiver:
+    """A receiver whose storage is all in memory, and that storage, to look at."""
+
+    receiver: Receiver
+    store: MemoryStore
+    archive: MemoryArchive
+    records: MemoryRecords
+    queue: MemoryQueue
+
+
+def memory_receiver(settings: Settings) -> MemoryReceiver:
+    store, archive, records, queue = MemoryStore(), MemoryArchive(), MemoryRecords(), MemoryQueue()
+    receiver = Receiver(
+        settings,
+        cast(SessionStore, store),
+        cast(RawArchive, archive),
+        cast(PushRecords, records),
+        cast(MessageQueue, queue),
+    )
+    return MemoryReceiver(receiver, store, archive, records, queue)
 
 
 def _row_key(identity: Identity) -> str:

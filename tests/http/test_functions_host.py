@@ -366,6 +366,19 @@ CHUNKED = b"POST /api/echo/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r
             400,
             "bad_request",
         ),
+        (b"POST /api/echo/e HTTP/1.1\r\nHost: x\r\nContent-Length: 12x\r\n\r\n", 400, "bad_request"),
+        # "\xb2" is "²" in Latin-1, the headers' charset: str.isdigit() takes it, int() does not.
+        (b"POST /api/echo/e HTTP/1.1\r\nHost: x\r\nContent-Length: \xb2\r\n\r\n", 400, "bad_request"),
+        (
+            b"POST /api/echo/e HTTP/1.1\r\nHost: x\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n",
+            400,
+            "bad_request",
+        ),
+        (
+            b"POST /api/echo/e HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n",
+            413,
+            "request_entity_too_large",
+        ),
     ],
     ids=[
         "no-version",
@@ -378,6 +391,10 @@ CHUNKED = b"POST /api/echo/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r
         "long-header",
         "bad-chunk-size",
         "bad-chunk-end",
+        "length-not-a-number",
+        "length-superscript-digit",
+        "length-of-5000-digits",
+        "length-over-the-limit",
     ],
 )
 def test_the_hosts_own_refusals_are_json_and_close_the_connection(

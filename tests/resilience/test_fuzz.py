@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any
 
 import azure.functions as func
 import hypothesis
@@ -27,14 +27,11 @@ from devtools.served import ServedReceiver
 from sessions import receiver as receiver_module
 from sessions.ingest import ingest_push
 from sessions.keys import KEY_HEADER
-from sessions.receiver import Receiver
 from sessions.settings import Settings
-from sessions.storage import RawArchive, SessionStore
+from sessions.storage import SessionStore
 from sessions.storage.entities import session_row_key
-from sessions.storage.pushes import PushRecords
-from sessions.storage.queues import MessageQueue
 from tests.helpers.fuzzing import GeneratedPush, GeneratedSession, any_body, pushes
-from tests.helpers.memory import MemoryArchive, MemoryQueue, MemoryRecords, MemoryStore
+from tests.helpers.memory import MemoryArchive, MemoryStore, memory_receiver
 from tests.helpers.pushes import OLD_KEY, as_body, session
 from tests.helpers.tables import all_entities, tables
 
@@ -51,14 +48,8 @@ def fresh_receiver() -> Iterator[None]:
 
 def take(body: bytes) -> tuple[func.HttpResponse, MemoryStore, MemoryArchive]:
     """One push through function_app's own handler, with the receiver writing to memory."""
-    store, archive = MemoryStore(), MemoryArchive()
-    receiver_module._current = Receiver(
-        Settings(api_keys=(OLD_KEY,)),
-        cast(SessionStore, store),
-        cast(RawArchive, archive),
-        cast(PushRecords, MemoryRecords()),
-        cast(MessageQueue, MemoryQueue()),
-    )
+    memory = memory_receiver(Settings(api_keys=(OLD_KEY,)))
+    receiver_module._current = memory.receiver
     request = func.HttpRequest(
         "POST",
         "http://127.0.0.1/api/sessions",
@@ -67,7 +58,7 @@ def take(body: bytes) -> tuple[func.HttpResponse, MemoryStore, MemoryArchive]:
     )
     response = function_app.push_sessions(request)
     assert isinstance(response, func.HttpResponse)
-    return response, store, archive
+    return response, memory.store, memory.archive
 
 
 def check_push(push: GeneratedPush, answer: dict[str, Any], store: MemoryStore) -> None:

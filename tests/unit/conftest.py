@@ -13,6 +13,14 @@ def _refused(*args: Any, **kwargs: Any) -> Any:
     raise AssertionError("a unit test may not open a connection or start a process (move it to another tier)")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def matplotlib_font_cache() -> None:
+    """matplotlib lists the system's fonts with `fc-list` the first time it is imported on a machine
+    (then caches them): done here, before the guard below, so that a chart test does not fail on a
+    machine that has never drawn one."""
+    import matplotlib.font_manager  # noqa: F401
+
+
 @pytest.fixture(autouse=True)
 def no_network_and_no_processes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _refused)
