@@ -18,7 +18,6 @@ from sessions.keys import KEY_HEADER, KeyCheck
 from sessions.logs import log_event
 from sessions.receiver import IncomingPush, Outcome, Receiver, current_receiver
 from sessions.settings import Setting, SettingsError
-from sessions.storage import StorageUnavailable
 
 # The receiver checks ChargePilot's key itself: that header is what ChargePilot sends.
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -91,6 +90,14 @@ def _take(receiver: Receiver, push: IncomingPush, req: func.HttpRequest) -> func
     if outcome is Outcome.REFUSED:
         refusal = push.refusal or "invalid_body"
         return _error(_REFUSAL_STATUS[refusal], refusal, push.reason or "")
+    if push.refusal == "background_unavailable":
+        return _error(
+            503,
+            "background_unavailable",
+            "this push must be stored in the background, and the background function cannot run "
+            "(the receiver's log says why); nothing of it is claimed stored: send it again later",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     return _error(
         _STATUS[outcome],
         "storage_unavailable",
@@ -107,13 +114,10 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
     except SettingsError as error:
         log_event("receiver_not_configured", logging.ERROR, reason=str(error))
         return _json(503, {"status": "unhealthy", "reason": "not configured"})
-    if not receiver.keys.configured:
-        return _json(503, {"status": "unhealthy", "reason": "no API key configured"})
-    try:
-        receiver.check_health()
-    except StorageUnavailable as error:
-        log_event("health_failed", logging.ERROR, reason=str(error))
-        return _json(503, {"status": "unhealthy", "reason": "storage unreachable"})
+    problem = receiver.health()
+    if problem is not None:
+        log_event("health_failed", logging.ERROR, reason=problem.detail)
+        return _json(503, {"status": "unhealthy", "reason": problem.reason})
     return _json(200, {"status": "healthy"})
 
 

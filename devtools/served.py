@@ -28,7 +28,9 @@ def receiver_environment(settings: Settings, **overrides: str | None) -> dict[st
     env = {
         name: value
         for name, value in os.environ.items()
-        if name not in APP_SETTINGS and not name.startswith(Setting.STORAGE)
+        if name not in APP_SETTINGS
+        and not name.startswith(Setting.STORAGE)
+        and not name.startswith(Setting.HOST_STORAGE)
     }
     assert settings.storage is not None and settings.storage.connection_string is not None
     env.update(
@@ -40,7 +42,9 @@ def receiver_environment(settings: Settings, **overrides: str | None) -> dict[st
             Setting.SESSION_INDEX_TABLE: settings.session_index_table,
             Setting.PUSHES_TABLE: settings.pushes_table,
             Setting.RAW_ARCHIVE_CONTAINER: settings.raw_archive_container,
-            Setting.PUSH_QUEUE: settings.push_queue,
+            Setting.PUSH_QUEUE: settings.push_queue or "",
+            # The Functions host's own storage, which it needs to run the queue trigger at all.
+            Setting.HOST_STORAGE: settings.storage.connection_string,
             Setting.MAX_BODY_BYTES: str(settings.max_body_bytes),
             Setting.MAX_PUSH_SESSIONS: str(settings.max_push_sessions),
             Setting.PUSH_DEADLINE_SECONDS: str(settings.push_deadline_seconds),

@@ -46,6 +46,9 @@ EVENT_FIELDS: dict[str, frozenset[str]] = {
     # A stored session sent again with other values: what changed, old and new, in one line.
     "session_updated": frozenset({"push_id", "ChargerID", "TransactionID", "changes"}),
     "health_failed": frozenset({"reason"}),
+    # The background function cannot run (a setting it needs is missing): logged when the receiver
+    # starts, and again for each push refused for it (503), which would have needed it.
+    "background_unavailable": frozenset({"push_id", "reason"}),
     # The push record could not be written (the push itself was answered as its line says).
     "push_record_not_written": frozenset({"push_id", "reason"}),
     "receiver_not_configured": frozenset({"reason"}),

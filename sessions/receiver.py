@@ -25,7 +25,7 @@ from sessions.decoding import InvalidPush, PushBody
 from sessions.ingest import IngestResult, ingest_push
 from sessions.keys import KeyRing, KeyVerdict
 from sessions.logs import MAX_LOGGED_SESSIONS, log_event
-from sessions.settings import Settings
+from sessions.settings import Settings, SettingsError
 from sessions.storage import RawArchive, SessionStore, StorageUnavailable
 from sessions.storage.connection import StorageDeadlineExceeded
 from sessions.storage.pushes import PushRecord, PushRecords
@@ -43,6 +43,11 @@ _RECORD_SECONDS = 2.0
 _RECORD_SECONDS_LEAST = 0.5
 # Health answers within this, whatever storage does.
 HEALTH_DEADLINE_SECONDS = 5.0
+# What health found is kept this long per instance: an anonymous caller cannot drive storage traffic.
+HEALTH_CACHE_SECONDS = 30.0
+# A push that has waited this long on the queue, not taken, means the background function is not
+# running (it takes a message within seconds; the largest push is stored within minutes).
+BACKGROUND_STALL_SECONDS = 30 * 60
 # Tries of the background function before the Functions host gives a push to the poison queue
 # (host.json extensions.queues.maxDequeueCount; a test keeps the two equal).
 BACKGROUND_ATTEMPTS = 5
@@ -86,6 +91,14 @@ class IncomingPush:
         return time.perf_counter() - self.started
 
 
+@dataclass(frozen=True)
+class Unhealthy:
+    """Why health answers 503: a reason for anyone (no data), and the detail for the log."""
+
+    reason: str
+    detail: str
+
+
 class Receiver:
     """Checks keys, takes pushes, finishes large ones in the background, reports health."""
 
@@ -95,7 +108,9 @@ class Receiver:
         store: SessionStore,
         archive: RawArchive,
         records: PushRecords,
-        queue: MessageQueue,
+        queue: MessageQueue | None,
+        *,
+        background_problem: str | None = None,
     ) -> None:
         self.settings = settings
         self.keys = KeyRing(settings.api_keys)
@@ -103,22 +118,38 @@ class Receiver:
         self.archive = archive
         self.records = records
         self.queue = queue
+        # Why the background function cannot run (then no push is handed to it), or None.
+        self.background_problem = background_problem or settings.background_problem()
+        if queue is None and self.background_problem is None:
+            self.background_problem = "no push queue"
         self._queue_ready = False
+        self._health: tuple[float, Unhealthy | None] | None = None
+        self._health_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Receiver:
         storage = settings.require_storage()
+        queue, problem = None, settings.background_problem()
+        if settings.push_queue is not None:
+            try:
+                queue = MessageQueue.connect(storage, settings.push_queue)
+            except SettingsError as error:
+                problem = problem or str(error)
+        if problem is not None:
+            log_event("background_unavailable", logging.ERROR, reason=problem)
         return cls(
             settings,
             SessionStore.connect(settings),
             RawArchive.connect(settings),
             PushRecords.connect(settings),
-            MessageQueue.connect(storage, settings.push_queue),
+            queue,
+            background_problem=problem,
         )
 
     def close(self) -> None:
         for client in (self.store, self.archive, self.records, self.queue):
-            client.close()
+            if client is not None:
+                client.close()
 
     # --- a push, from arrival to its record ---------------------------------------------------
 
@@ -170,7 +201,14 @@ class Receiver:
         return self._settle(push, Outcome.STORED)
 
     def _hand_over(self, push: IncomingPush, reason: str) -> Outcome:
-        """Put the archived push on the queue for the background function (raises if it cannot)."""
+        """Put the archived push on the queue for the background function (raises if storage
+        cannot); refuse it (503) when the background function cannot run: never a 202 for a push
+        that nothing would store."""
+        if self.background_problem is not None or self.queue is None:
+            problem = self.background_problem or "no push queue"
+            log_event("background_unavailable", logging.ERROR, push_id=push.push_id, reason=problem)
+            push.refusal = "background_unavailable"
+            return self._settle(push, Outcome.UNAVAILABLE, f"{reason}, but {problem}")
         message = {
             "push_id": push.push_id,
             "received_at": push.received_at.isoformat(),
@@ -319,17 +357,46 @@ class Receiver:
 
     # --- health -------------------------------------------------------------------------------
 
-    def check_health(self) -> None:
-        """Raise StorageUnavailable unless the tables, the archive and the queue can be reached,
-        within HEALTH_DEADLINE_SECONDS whatever storage does."""
+    def health(self) -> Unhealthy | None:
+        """Why the receiver cannot take every push now, or None: no key, a background function that
+        cannot run, storage out of reach (within HEALTH_DEADLINE_SECONDS whatever storage does), or
+        a push waiting on the queue untaken.
+
+        What storage answered is kept for HEALTH_CACHE_SECONDS: at most one probe per instance in
+        that time, however many callers ask.
+        """
+        if not self.keys.configured:
+            return Unhealthy("no API key configured", "no API key configured")
+        if self.background_problem is not None:
+            return Unhealthy("background function cannot run", self.background_problem)
+        with self._health_lock:
+            now = time.monotonic()
+            if self._health is None or now - self._health[0] >= HEALTH_CACHE_SECONDS:
+                self._health = (now, self._probe())
+            return self._health[1]
+
+    def _probe(self) -> Unhealthy | None:
         with deadline.within(HEALTH_DEADLINE_SECONDS):
             try:
                 self.store.check_health()
                 self.records.check_health()
                 self.archive.check_health()
+                if self.queue is None:
+                    return None
                 self.queue.check_health()
+                oldest = self.queue.oldest_waiting()
             except deadline.DeadlineExceeded as error:
-                raise StorageDeadlineExceeded(str(error)) from error
+                return Unhealthy("storage unreachable", str(StorageDeadlineExceeded(str(error))))
+            except StorageUnavailable as error:
+                return Unhealthy("storage unreachable", str(error))
+        waited = 0.0 if oldest is None else (datetime.now(UTC) - oldest).total_seconds()
+        if waited > BACKGROUND_STALL_SECONDS:
+            return Unhealthy(
+                "background stalled",
+                f"a push has waited {waited / 60:.0f} minutes on queue {self.queue.name}, not taken: "
+                "the background function does not run",
+            )
+        return None
 
 
 def _too_many(limit: int) -> str:

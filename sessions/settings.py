@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
+from typing import overload
 
 
 class Setting(StrEnum):
@@ -34,14 +35,27 @@ class Setting(StrEnum):
     SESSION_MAX_DAYS = "SESSION_MAX_DAYS"
     SESSION_MAX_FUTURE_HOURS = "SESSION_MAX_FUTURE_HOURS"
     SESSION_EARLIEST_START = "SESSION_EARLIEST_START"
+    # The Functions host's own storage (leases, keys, the queue listener's bookkeeping): read by
+    # the host, not by the receiver, which only checks that it is set, because without it the host
+    # runs no trigger but HTTP and a push handed to the background would never be stored.
+    HOST_STORAGE = "AzureWebJobsStorage"
     # The storage connection, in the Azure Functions convention: either a connection string in
     # SESSIONS_STORAGE itself (locally, Azurite), or identity-based settings under the same
     # prefix (in Azure, with a managed identity: no account key anywhere).
     STORAGE = "SESSIONS_STORAGE"
 
 
-# Every app setting but the storage connection, which is a prefix (STORAGE_IDENTITY_SUFFIXES).
-APP_SETTINGS: tuple[Setting, ...] = tuple(setting for setting in Setting if setting is not Setting.STORAGE)
+# Every app setting but the storage connections, which are prefixes (STORAGE_IDENTITY_SUFFIXES).
+APP_SETTINGS: tuple[Setting, ...] = tuple(
+    setting for setting in Setting if setting not in (Setting.STORAGE, Setting.HOST_STORAGE)
+)
+# Settings without a default: unset, the receiver refuses what needs them (docs/configuration.md).
+REQUIRED_SETTINGS: tuple[Setting, ...] = (
+    Setting.API_KEYS,
+    Setting.STORAGE,
+    Setting.PUSH_QUEUE,
+    Setting.HOST_STORAGE,
+)
 STORAGE_IDENTITY_SUFFIXES: tuple[str, ...] = (
     "tableServiceUri",
     "blobServiceUri",
@@ -55,7 +69,6 @@ DEFAULT_REJECTED_TABLE = "RejectedSessions"
 DEFAULT_SESSION_INDEX_TABLE = "SessionIndex"
 DEFAULT_PUSHES_TABLE = "Pushes"
 DEFAULT_RAW_ARCHIVE_CONTAINER = "raw-pushes"
-DEFAULT_PUSH_QUEUE = "pushes-to-store"
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 # A 16 MiB body holds at most about 140,000 sessions of even the shortest realistic form (about
 # 120 bytes each): the limit refuses only bodies of junk (a million `{}`), never a real push.
@@ -132,7 +145,12 @@ class Settings:
     session_index_table: str = DEFAULT_SESSION_INDEX_TABLE
     pushes_table: str = DEFAULT_PUSHES_TABLE
     raw_archive_container: str = DEFAULT_RAW_ARCHIVE_CONTAINER
-    push_queue: str = DEFAULT_PUSH_QUEUE
+    # The queue the background function's trigger binds (%PUSH_QUEUE%): no default, because the
+    # binding has none; unset, no push is handed to the background (background_problem).
+    push_queue: str | None = None
+    # Whether the Functions host has its own storage (AzureWebJobsStorage), without which it runs
+    # no queue trigger.
+    host_storage: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_push_sessions: int = DEFAULT_MAX_PUSH_SESSIONS
     push_deadline_seconds: float = DEFAULT_PUSH_DEADLINE_SECONDS
@@ -174,7 +192,8 @@ class Settings:
                 _CONTAINER_NAME,
                 _CONTAINER_RULE,
             ),
-            push_queue=_matching(env, Setting.PUSH_QUEUE, DEFAULT_PUSH_QUEUE, _QUEUE_NAME, _QUEUE_RULE),
+            push_queue=_matching(env, Setting.PUSH_QUEUE, None, _QUEUE_NAME, _QUEUE_RULE),
+            host_storage=host_storage_configured(env),
             max_body_bytes=int(_positive(env, Setting.MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES, whole=True)),
             max_push_sessions=int(
                 _positive(env, Setting.MAX_PUSH_SESSIONS, DEFAULT_MAX_PUSH_SESSIONS, whole=True)
@@ -190,6 +209,21 @@ class Settings:
                 earliest_start=_date(env, Setting.SESSION_EARLIEST_START, defaults.earliest_start),
             ),
         )
+
+    def background_problem(self) -> str | None:
+        """Why the background function (the queue trigger that stores pushes answered 202) cannot
+        run with these settings, or None. The receiver hands no push to it then: it answers 503."""
+        if self.push_queue is None:
+            return (
+                f"{Setting.PUSH_QUEUE} is not set: the background function's queue trigger binds "
+                f"%{Setting.PUSH_QUEUE}%, and the Functions host cannot run it without the setting"
+            )
+        if not self.host_storage:
+            return (
+                f"{Setting.HOST_STORAGE} is not set: the Functions host runs no trigger but HTTP "
+                "without its own storage"
+            )
+        return None
 
     def require_storage(self) -> StorageConnection:
         """The storage connection, or SettingsError saying which settings to set."""
@@ -266,11 +300,32 @@ def _table_name(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
-def _matching(env: Mapping[str, str], name: str, default: str, rule: re.Pattern[str], says: str) -> str:
+@overload
+def _matching(env: Mapping[str, str], name: str, default: str, rule: re.Pattern[str], says: str) -> str: ...
+
+
+@overload
+def _matching(
+    env: Mapping[str, str], name: str, default: None, rule: re.Pattern[str], says: str
+) -> str | None: ...
+
+
+def _matching(
+    env: Mapping[str, str], name: str, default: str | None, rule: re.Pattern[str], says: str
+) -> str | None:
     value = env.get(name, "").strip() or default
-    if not rule.match(value):
+    if value is not None and not rule.match(value):
         raise SettingsError(f"{name} must be {says}")
     return value
+
+
+def host_storage_configured(env: Mapping[str, str]) -> bool:
+    """AzureWebJobsStorage as a connection string, or in its identity-based form (`__accountName`,
+    `__blobServiceUri`...), as the Functions host reads it."""
+    prefix = f"{Setting.HOST_STORAGE}__"
+    return bool(env.get(Setting.HOST_STORAGE, "").strip()) or any(
+        name.startswith(prefix) and value.strip() for name, value in env.items()
+    )
 
 
 def _positive(env: Mapping[str, str], name: str, default: float, *, whole: bool = False) -> float:

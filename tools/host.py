@@ -11,9 +11,12 @@ QueueMessage, deletes the message when the function returns, makes it visible ag
 visibilityTimeout when it raises, and after maxDequeueCount failed tries moves it to the poison
 queue `<queue>-poison`. Queue access goes through sessions.storage.queues.
 
-Like the host's web server, it gives slow senders a bounded time (a body that stops short of its
-Content-Length is a 400, never handed to the function), sends `100 Continue` only when the
-function asks for the body, and answers in JSON even what it refuses itself.
+Like the host, it reads the whole request body before it calls a function, and refuses one over
+the host's limit (the app setting FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, 100 MB unset) with 413, a
+declared Content-Length over it before reading anything; `100 Continue` goes out when the body is
+read, as Kestrel sends it. Like the host's web server, it gives slow senders a bounded time (a
+body that stops short of its Content-Length is a 400, never handed to the function), and answers
+in JSON even what it refuses itself.
 
 As the host's stand-in, this module (and function_app.py) are the only ones that import
 azure.functions; the domain modules of this package never do.
@@ -46,13 +49,15 @@ import azure.functions as func
 from azure.functions.queue import QueueMessage as TriggerMessage
 
 from sessions.decoding import declared_length
-from sessions.settings import SettingsError, StorageConnection
+from sessions.settings import Setting, SettingsError, StorageConnection, host_storage_configured
 from sessions.storage import MessageQueue, QueuedMessage, StorageUnavailable
 
 log = logging.getLogger("sessions.host")
 
-# The Functions host refuses larger request bodies (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT).
-HOST_BODY_LIMIT = 100 * 1024 * 1024
+# The Functions host reads a request body whole before it calls a function, and refuses a larger
+# one with 413: this app setting, in bytes, or the host's default of 100 MB.
+BODY_LIMIT_SETTING = "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"
+DEFAULT_BODY_LIMIT = 100 * 1024 * 1024
 # How long a connection may send nothing: between requests (then it is closed), within the
 # request head, or within the body (then the answer is 400 and the body is never processed).
 DEFAULT_REQUEST_TIMEOUT = 30.0
@@ -151,38 +156,6 @@ class BodyUnreadable(Exception):
     def __init__(self, status: HTTPStatus, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-class StreamedHttpRequest(func.HttpRequest):
-    """An azure.functions.HttpRequest whose body is read from the socket on first use.
-
-    So a handler that answers before reading (wrong key, declared length over the limit)
-    never makes the server read the body at all, nor invite it with `100 Continue`.
-    """
-
-    def __init__(self, method: str, url: str, *, read_body: Callable[[], bytes], **parts: Any) -> None:
-        super().__init__(method, url, body=b"", **parts)
-        self._read_body = read_body
-        self._body: bytes | None = None
-        self.body_error: BodyUnreadable | None = None
-
-    @property
-    def body_was_read(self) -> bool:
-        return self._body is not None or self.body_error is not None
-
-    def get_body(self) -> bytes:
-        if self.body_error is not None:
-            raise self.body_error
-        if self._body is None:
-            try:
-                self._body = self._read_body()
-            except BodyUnreadable as error:
-                self.body_error = error
-                raise
-        return self._body
-
-    def get_json(self) -> Any:
-        return json.loads(self.get_body().decode("utf-8"))
 
 
 def load_functions(
@@ -451,6 +424,12 @@ def queue_listener(
     A setting that is missing makes the function "in error", as in the host: the others still run.
     """
     try:
+        if not host_storage_configured(env):
+            # What `func start` refuses, and the host in Azure cannot run without.
+            raise SettingsError(
+                f"app setting {Setting.HOST_STORAGE} is not set: it is required for all triggers "
+                "other than HTTP (a storage connection string, or its identity-based form)"
+            )
         queue_name = _resolved(function.queue_name, env)
         storage = _storage_of(function.connection, env)
         queue = MessageQueue.connect(storage, queue_name, setting=function.connection)
@@ -505,11 +484,13 @@ class FunctionsHost(ThreadingHTTPServer):
         *,
         listeners: list[QueueListener] | None = None,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        body_limit: int = DEFAULT_BODY_LIMIT,
     ) -> None:
         self.routes = routes
         self.project = project
         self.listeners = listeners or []
         self.request_timeout = request_timeout
+        self.body_limit = body_limit
         super().__init__(address, _FunctionRequestHandler)
 
     @property
@@ -559,8 +540,8 @@ class _FunctionRequestHandler(BaseHTTPRequestHandler):
         return parsed
 
     def handle_expect_100(self) -> bool:
-        # Not yet: `100 Continue` goes out only when the function reads the body, once it has
-        # accepted what it can judge from the headers (the key, the declared size).
+        # Not yet: `100 Continue` goes out when the body is read, after the declared size is
+        # judged against the limit, as Kestrel does it.
         self._continue_pending = True
         return True
 
@@ -611,19 +592,25 @@ class _FunctionRequestHandler(BaseHTTPRequestHandler):
         return self._answer_plain(HTTPStatus.NOT_FOUND)
 
     def _call(self, route: Route, route_params: dict[str, str], query: str) -> int:
+        # As the host: the whole body first, within the limit; the function sees it in full or not at all.
         declared = self.headers.get("Content-Length")
         length = None if declared is None else declared_length(declared)
         if declared is not None and length is None:
             return self._answer_plain(HTTPStatus.BAD_REQUEST)
-        if length is not None and length > HOST_BODY_LIMIT:
+        if length is not None and length > self.server.body_limit:
             return self._answer_plain(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
-        request = StreamedHttpRequest(
+        try:
+            body = self._read_body()
+        except BodyUnreadable as error:
+            self.close_connection = True
+            return self._answer_plain(error.status, message=str(error))
+        request = func.HttpRequest(
             self.command,
             f"{self.server.base_url}{self.path}",
             headers=self._joined_headers(),
             params=dict(parse_qsl(query, keep_blank_values=True)),
             route_params=route_params,
-            read_body=self._read_body,
+            body=body,
         )
         arguments: dict[str, Any] = {route.request_parameter: request}
         if route.wants_context:
@@ -633,13 +620,8 @@ class _FunctionRequestHandler(BaseHTTPRequestHandler):
             if inspect.isawaitable(result):
                 result = asyncio.run(_awaited(result))
         except Exception:
-            if request.body_error is None:
-                log.exception("function %s raised", route.name)
-                return self._answer_plain(HTTPStatus.INTERNAL_SERVER_ERROR)
-        # A body that could not be read is refused whatever the function made of it.
-        if request.body_error is not None:
-            self.close_connection = True
-            return self._answer_plain(request.body_error.status, message=str(request.body_error))
+            log.exception("function %s raised", route.name)
+            return self._answer_plain(HTTPStatus.INTERNAL_SERVER_ERROR)
         return self._answer(result)
 
     def _joined_headers(self) -> dict[str, str]:
@@ -661,6 +643,8 @@ class _FunctionRequestHandler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         """The whole body, or BodyUnreadable (after `100 Continue`, if the sender waits for one)."""
+        if not self._has_body():
+            return b""
         self._body_consumed = True
         if self._continue_pending:
             self._continue_pending = False
@@ -697,7 +681,7 @@ class _FunctionRequestHandler(BaseHTTPRequestHandler):
                 self._skip_trailers()
                 return
             total += size
-            if total > HOST_BODY_LIMIT:
+            if total > self.server.body_limit:
                 raise BodyUnreadable(
                     HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "chunked body over the host's limit"
                 )
@@ -782,9 +766,12 @@ def start_host(
 ) -> FunctionsHost:
     """Import the app from `project` and bind the server (the caller runs serve_forever).
 
-    Queue triggers take their queue names and connections from `env` (the app settings; by
-    default the environment). Raises AddressUnavailable when the address cannot be bound.
+    Queue triggers take their queue names and connections, and the host its body limit, from `env`
+    (the app settings; by default the environment). Raises SettingsError for a body limit that is
+    not a number of bytes, AddressUnavailable when the address cannot be bound.
     """
+    settings = os.environ if env is None else env
+    body_limit = body_limit_of(settings)
     if str(project) not in sys.path:
         sys.path.insert(0, str(project))
     module = importlib.import_module(app_module)
@@ -793,14 +780,29 @@ def start_host(
     listeners = []
     if queue_functions:
         options = QueueOptions.from_host_json(config)
-        settings = os.environ if env is None else env
         listeners = [queue_listener(function, options, project, settings) for function in queue_functions]
     try:
         return FunctionsHost(
-            (host, port), routes, project, listeners=listeners, request_timeout=request_timeout
+            (host, port),
+            routes,
+            project,
+            listeners=listeners,
+            request_timeout=request_timeout,
+            body_limit=body_limit,
         )
     except OSError as error:  # the server closed itself, and its listeners, before raising
         raise AddressUnavailable(_cannot_listen(host, port, error)) from error
+
+
+def body_limit_of(env: Mapping[str, str]) -> int:
+    """The host's request body limit: FUNCTIONS_REQUEST_BODY_SIZE_LIMIT in bytes, 100 MB unset."""
+    raw = env.get(BODY_LIMIT_SETTING, "").strip()
+    if not raw:
+        return DEFAULT_BODY_LIMIT
+    limit = declared_length(raw)
+    if not limit:
+        raise SettingsError(f"{BODY_LIMIT_SETTING} must be a whole number of bytes greater than zero")
+    return limit
 
 
 def _cannot_listen(host: str, port: int, error: OSError) -> str:

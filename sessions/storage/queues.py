@@ -165,6 +165,16 @@ class MessageQueue:
         self._send_to_poison(_ENCODE.encode(message.text))
         self.delete(message)
 
+    def oldest_waiting(self) -> datetime | None:
+        """When the oldest message that waits to be taken (visible) was put on the queue, or None
+        when none waits; a message being worked on is hidden, and not seen here."""
+        with self._errors(f"cannot read queue {self.name}"):
+            try:
+                peeked = self._queue.peek_messages(max_messages=1)
+            except ResourceNotFoundError:
+                return None
+        return peeked[0].inserted_on if peeked else None
+
     def count(self) -> int:
         """About how many messages wait in the queue (the service's approximate count)."""
         return self._approximate_count(self._queue)

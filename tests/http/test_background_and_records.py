@@ -300,6 +300,7 @@ def test_a_push_whose_background_run_always_fails_ends_in_the_poison_queue_recor
             )
             assert response.status_code == 202, response.text[:1000]
             push_id = response.json()["push_id"]
+            assert settings.push_queue is not None
             with MessageQueue.connect(settings.require_storage(), settings.push_queue) as queue:
                 eventually(queue.poison_count, within=90, what="the push in the poison queue")
                 poisoned = [json.loads(message.text)["push_id"] for message in queue.peek_poison()]

@@ -1,5 +1,6 @@
 """The local stand-in for the Functions host: routes, request and response objects, queue triggers,
-and its own handling of slow, malformed and `Expect: 100-continue` requests, as `func start`."""
+and its own handling of bodies (read whole, within the host's limit), slow, malformed and
+`Expect: 100-continue` requests, as the Functions host."""
 
 from __future__ import annotations
 
@@ -25,10 +26,10 @@ import requests
 from devtools.azurite import Azurite
 from devtools.served import NO_LOCAL_SETTINGS, PROJECT, ServedReceiver
 from sessions.keys import KEY_HEADER
-from sessions.settings import StorageConnection
+from sessions.settings import SettingsError, StorageConnection
 from sessions.storage import MessageQueue
 from tests.helpers.pushes import OLD_KEY, as_body, post, session
-from tools.host import FunctionsHost, describe, start_host
+from tools.host import BODY_LIMIT_SETTING, FunctionsHost, body_limit_of, describe, start_host
 
 TOY_APP = """
 import asyncio
@@ -246,15 +247,41 @@ def test_connections_are_kept_alive_between_requests(toy: FunctionsHost) -> None
             assert client.post(f"{toy.base_url}/api/echo/a", data=b"x" * 100, timeout=10).status_code == 201
 
 
-def test_a_body_the_function_did_not_read_closes_the_connection_instead_of_desyncing(
+def test_the_whole_body_is_read_before_the_function_runs_and_the_connection_stays_usable(
     toy: FunctionsHost,
 ) -> None:
+    """As the Functions host: the body is buffered first, whatever the function makes of it."""
     host, port = toy.server_address[:2]
     connection = http.client.HTTPConnection(str(host), port, timeout=10)
     connection.request("POST", "/api/ignores-body", body=b"x" * 5000)
     response = connection.getresponse()
-    assert response.status == 401
-    assert response.getheader("Connection") == "close"
+    assert (response.status, response.read()) == (401, b"not read")
+    assert response.getheader("Connection") is None
+    connection.request("POST", "/api/echo/again", body=b"next")
+    assert json.loads(connection.getresponse().read())["body"] == "next"
+    connection.close()
+
+
+def test_a_body_over_the_hosts_limit_is_413_and_never_reaches_the_function(
+    tmp_path: Path, running_host: RunHost
+) -> None:
+    server = running_host(*toy_project(tmp_path, {"version": "2.0"}), env={BODY_LIMIT_SETTING: "1000"})
+    within = requests.post(f"{server.base_url}/api/echo/a", data=b"x" * 1000, timeout=10)
+    assert (within.status_code, len(within.json()["body"])) == (201, 1000)
+    for body in (b"x" * 1001, iter([b"x" * 600, b"x" * 401])):  # declared, then chunked
+        refused = requests.post(f"{server.base_url}/api/echo/a", data=body, timeout=10)
+        assert refused.status_code == 413
+        assert refused.json()["error"] == "request_entity_too_large"
+
+
+def test_the_hosts_body_limit_is_100_mb_unset_and_must_be_a_number_of_bytes(
+    tmp_path: Path, running_host: RunHost
+) -> None:
+    assert body_limit_of({}) == body_limit_of({BODY_LIMIT_SETTING: " "}) == 100 * 1024 * 1024
+    assert body_limit_of({BODY_LIMIT_SETTING: "16777216"}) == 16 * 1024 * 1024
+    for wrong in ("16MB", "0", "-1", "1e6"):
+        with pytest.raises(SettingsError, match=BODY_LIMIT_SETTING):
+            running_host(*toy_project(tmp_path, None), env={BODY_LIMIT_SETTING: wrong})
 
 
 def test_a_chunked_request_body_is_read_in_full(toy: FunctionsHost) -> None:
@@ -314,7 +341,9 @@ def test_a_sender_that_hangs_up_mid_body_gets_400_at_once(impatient: FunctionsHo
     assert json.loads(body)["message"] == "incomplete body: 10 of 100 bytes arrived"
 
 
-def test_a_function_that_swallows_the_body_error_is_still_answered_400(impatient: FunctionsHost) -> None:
+def test_an_incomplete_body_never_reaches_the_function_whatever_it_would_make_of_it(
+    impatient: FunctionsHost,
+) -> None:
     with connect(impatient) as sock:
         sock.sendall(b"POST /api/swallows-body-errors HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\nabc")
         status, _, _ = answer_of(sock)
@@ -412,36 +441,42 @@ def test_the_hosts_own_refusals_are_json_and_close_the_connection(
 # --- Expect: 100-continue ---------------------------------------------------------------------
 
 
-def test_100_continue_comes_when_the_function_reads_the_body(toy: FunctionsHost) -> None:
+def test_100_continue_comes_when_the_body_is_read_before_the_function_runs(toy: FunctionsHost) -> None:
     with connect(toy) as sock:
         sock.sendall(
-            b"POST /api/echo/e HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+            b"POST /api/ignores-body HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
         )
         assert read_head(sock) == b"HTTP/1.1 100 Continue\r\n\r\n"
         sock.sendall(b"hello")
-        status, _, body = answer_of(sock)
-    assert status == 201 and json.loads(body)["body"] == "hello"
+        status, headers, body = answer_of(sock)
+    assert (status, body) == (401, b"not read")
+    assert "connection" not in headers
 
 
 def test_a_request_refused_before_its_body_gets_no_100_continue_and_the_connection_closes(
-    toy: FunctionsHost,
+    tmp_path: Path, running_host: RunHost
 ) -> None:
-    for path, status in ((b"/api/ignores-body", b"401"), (b"/api/nothing-here", b"404")):
-        with connect(toy) as sock:
+    server = running_host(*toy_project(tmp_path, {"version": "2.0"}), env={BODY_LIMIT_SETTING: "1000"})
+    for path, length, status in ((b"/api/nothing-here", 10, b"404"), (b"/api/echo/big", 1001, b"413")):
+        with connect(server) as sock:
             sock.sendall(
                 b"POST "
                 + path
-                + b" HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n"
+                + b" HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                + str(length).encode()
+                + b"\r\nExpect: 100-continue\r\n\r\n"
             )
             head = read_head(sock)
             assert head.startswith(b"HTTP/1.1 " + status)
             assert b"Connection: close" in head
 
 
-def test_the_receiver_sends_100_continue_only_after_the_key_and_the_declared_size(
+def test_the_receiver_judges_the_key_and_the_size_once_the_host_has_read_the_body(
     serve: Callable[..., ServedReceiver],
 ) -> None:
-    receiver = serve(MAX_BODY_BYTES="1000")
+    """As in Azure: the host buffers a body within its limit (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT)
+    before the receiver sees the key; over the limit the host itself answers 413, unread."""
+    receiver = serve(MAX_BODY_BYTES="1000", **{BODY_LIMIT_SETTING: "2000"})
     host, port = receiver.base_url.removeprefix("http://").split(":")
     body = as_body([session()])
 
@@ -453,12 +488,13 @@ def test_the_receiver_sends_100_continue_only_after_the_key_and_the_declared_siz
             )
             head = read_head(sock)
             if head.startswith(b"HTTP/1.1 100"):
-                sock.sendall(body)
+                sock.sendall((body * (length // len(body) + 1))[:length])
                 head += read_head(sock)
             return head
 
-    assert ask("wrong-key", len(body)).startswith(b"HTTP/1.1 401")
-    assert ask(OLD_KEY, 5000).startswith(b"HTTP/1.1 413")
+    assert ask("wrong-key", len(body)).startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 401")
+    assert ask(OLD_KEY, 1500).startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 413")  # the receiver's
+    assert ask(OLD_KEY, 2001).startswith(b"HTTP/1.1 413")  # the host's, the body never read
     accepted = ask(OLD_KEY, len(body))
     assert accepted.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200")
 
@@ -505,7 +541,7 @@ def queue_app(
     """The toy app served with its queue function on a fresh Azurite queue; and what it was called with."""
     project, module = toy_project(tmp_path, QUEUE_HOST_JSON)
     name = f"toy-{uuid.uuid4().hex[:12]}"
-    env = {"TOY_QUEUE": name, "TOY_STORAGE": azurite.connection_string}
+    env = {"TOY_QUEUE": name, "TOY_STORAGE": azurite.connection_string, "AzureWebJobsStorage": "x"}
     server = running_host(project, module, env=env)
     queue = MessageQueue.connect(StorageConnection(connection_string=azurite.connection_string), name)
     queue.ensure()
@@ -574,9 +610,24 @@ def test_the_banner_lists_queue_functions_and_shutdown_stops_their_pollers(
     assert not pollers()
 
 
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        (
+            {"TOY_QUEUE": "toy", "TOY_STORAGE": "UseDevelopmentStorage=true"},
+            "app setting AzureWebJobsStorage is not set: it is required for all triggers other than HTTP",
+        ),
+        (
+            {"AzureWebJobsStorage__accountName": "x", "TOY_STORAGE": "UseDevelopmentStorage=true"},
+            "app setting TOY_QUEUE (in the binding's '%TOY_QUEUE%') is not set",
+        ),
+    ],
+    ids=["no-host-storage", "no-queue-setting"],
+)
 def test_a_queue_function_whose_settings_are_missing_is_in_error_and_http_still_serves(
-    toy: FunctionsHost,
+    tmp_path: Path, running_host: RunHost, env: dict[str, str], missing: str
 ) -> None:
-    missing = "app setting TOY_QUEUE (in the binding's '%TOY_QUEUE%') is not set"
-    assert f"        work: queueTrigger (in error: {missing})" in describe(toy).splitlines()
-    assert requests.get(f"{toy.base_url}/api/slow", timeout=10).status_code == 200
+    server = running_host(*toy_project(tmp_path, {"version": "2.0"}), env=env)
+    (line,) = [line for line in describe(server).splitlines() if "work: queueTrigger" in line]
+    assert line.startswith(f"        work: queueTrigger (in error: {missing}")
+    assert requests.get(f"{server.base_url}/api/slow", timeout=10).status_code == 200

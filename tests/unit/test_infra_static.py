@@ -15,6 +15,7 @@ import dataclasses
 import json
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,9 @@ HOST_SETTINGS_IN_AZURE = frozenset(
 # Settings that Core Tools needs locally; on Flex Consumption the runtime is in functionAppConfig.
 HOST_SETTINGS_LOCAL = frozenset({"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage"})
 STORAGE_IDENTITY_SETTINGS = frozenset(f"{Setting.STORAGE}__{suffix}" for suffix in STORAGE_IDENTITY_SUFFIXES)
+
+# The push queue's name in Azure (main.bicep's default) and in local.settings.sample.json.
+PUSH_QUEUE = "pushes-to-store"
 
 # The main.bicep parameter behind each setting, so that its default is the code's default.
 BICEP_PARAMETER_OF_SETTING = {
@@ -465,7 +469,10 @@ def test_bicep_defaults_are_the_code_defaults() -> None:
         setting.value: str(parameters[name]["default"])
         for setting, name in BICEP_PARAMETER_OF_SETTING.items()
     }
-    assert Settings.from_env(from_bicep) == Settings()
+    # The settings without a default in the code are set in Azure: the push queue from its
+    # parameter (the queue storage.bicep creates), the host's storage in its identity-based form.
+    in_azure = {**from_bicep, **dict.fromkeys(HOST_SETTINGS_IN_AZURE, "x")}
+    assert Settings.from_env(in_azure) == replace(Settings(), push_queue=PUSH_QUEUE, host_storage=True)
 
 
 def test_storage_is_reached_with_the_managed_identity_not_a_connection_string() -> None:
@@ -503,9 +510,11 @@ def test_sample_settings_list_every_setting_the_code_reads_and_nothing_else() ->
 
 
 def test_sample_settings_hold_the_code_defaults() -> None:
-    """Only the key and the storage connection differ from what the code assumes when unset."""
+    """Only the key, the storage connections and the push queue (which have no default) differ
+    from what the code assumes when unset; the queue is the one Bicep creates."""
     from_sample = Settings.from_env(sample_values())
-    defaults = Settings()
+    assert (from_sample.push_queue, from_sample.host_storage) == (PUSH_QUEUE, True)
+    defaults = replace(Settings(), push_queue=PUSH_QUEUE, host_storage=True)
     for field in dataclasses.fields(Settings):
         if field.name not in {"api_keys", "api_keys_unresolved", "storage"}:
             assert getattr(from_sample, field.name) == getattr(defaults, field.name), field.name

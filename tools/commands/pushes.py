@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sessions.settings import Settings
+from sessions.settings import Setting, Settings
 from sessions.storage import StorageUnavailable
 from sessions.storage.pushes import PushRecord, PushRecords
 from sessions.storage.queues import MessageQueue
@@ -159,6 +159,9 @@ def _print_buckets(found: list[PushRecord], since: datetime, now: datetime, by: 
 
 def _print_poisoned(settings: Settings) -> None:
     """The pushes given up after the background's last try, if any: each needs an operator."""
+    if settings.push_queue is None:
+        print(f"(no poison queue to read: {Setting.PUSH_QUEUE} is not set)", file=sys.stderr)
+        return
     queue = MessageQueue.connect(settings.require_storage(), settings.push_queue)
     try:
         count = queue.poison_count()
