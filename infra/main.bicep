@@ -17,14 +17,7 @@ param environmentName string
 @description('Region of every resource. Flex Consumption must be offered there: `az functionapp list-flexconsumption-locations`.')
 param location string = resourceGroup().location
 
-@secure()
-@description('Comma-separated ChargePilot API key(s), stored as a Key Vault secret. An empty string leaves the secret to be set with `az keyvault secret set` (docs/deploy.md). Never put it in a parameter file.')
-param chargePilotApiKeys string
-
-@description('Expiry written on the API-keys secret (Unix seconds, default one year from deployment). Key Vault still returns an expired secret; 30 days before the date the action group is warned.')
-param apiKeysExpiresOn int = dateTimeToEpoch(dateTimeAdd(utcNow(), 'P1Y'))
-
-@description('Name of the Key Vault secret holding the API keys.')
+@description('Name of the Key Vault secret holding the API keys. The templates never write it (a redeploy would add a version each time): the runbook sets it with `az keyvault secret set` (docs/deploy.md).')
 param apiKeysSecretName string = 'chargepilot-api-keys'
 
 @minLength(3)
@@ -103,6 +96,11 @@ param instanceMemoryMB int = 2048
 @maxValue(1000)
 @description('Most instances the app may scale out to (caps cost if the endpoint is flooded).')
 param maximumInstanceCount int = 40
+
+@minValue(0)
+@maxValue(10)
+@description('Always-ready instances for the HTTP functions. 0 (the default) scales to zero: the first push after an idle spell waits for a cold start (docs/deploy.md has what it costs against the push deadline). 1 keeps one instance warm, billed around the clock.')
+param alwaysReadyHttpInstances int = 0
 
 @description('Zone-redundant Flex Consumption plan. Needs a region that offers it and zone-redundant storage (Standard_GZRS or Standard_RAGZRS), and the platform then keeps at least two always-ready instances per scaling group, billed around the clock (docs/deploy.md).')
 param zoneRedundant bool = false
@@ -259,8 +257,6 @@ module keyVault 'modules/keyvault.bicep' = {
     location: location
     tags: tags
     apiKeysSecretName: apiKeysSecretName
-    apiKeys: chargePilotApiKeys
-    apiKeysExpiresOn: apiKeysExpiresOn
     softDeleteRetentionInDays: keyVaultSoftDeleteRetentionInDays
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
     actionGroupId: monitoring.outputs.actionGroupId
@@ -324,6 +320,7 @@ module functionApp 'modules/functionapp.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     zoneRedundant: zoneRedundant
+    alwaysReadyHttpInstances: alwaysReadyHttpInstances
   }
 }
 

@@ -58,6 +58,11 @@ param maximumInstanceCount int
 @description('Spread the plan across availability zones (only in regions that support it for Flex Consumption).')
 param zoneRedundant bool
 
+@minValue(0)
+@maxValue(10)
+@description('Always-ready instances of the HTTP functions (Flex Consumption "http" group): 0 scales to zero and a first push after idle waits for a cold start; 1 keeps one instance warm, billed around the clock.')
+param alwaysReadyHttpInstances int
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: Zone redundancy is the zoneRedundant parameter, off by default because not every Flex Consumption region offers it and it keeps always-ready instances billed around the clock (docs/deploy.md says how and when to turn it on). The data itself is geo-redundant; a push that fails during a zone outage gets an error, and re-sending it is safe because writes are idempotent.
   name: planName
@@ -112,6 +117,12 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       scaleAndConcurrency: {
         instanceMemoryMB: instanceMemoryMB
         maximumInstanceCount: maximumInstanceCount
+        alwaysReady: alwaysReadyHttpInstances > 0 ? [
+          {
+            name: 'http'
+            instanceCount: alwaysReadyHttpInstances
+          }
+        ] : []
       }
       runtime: {
         name: 'python'
@@ -135,6 +146,13 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'AzureWebJobsStorage__blobServiceUri'
           value: storageBlobEndpoint
+        }
+        // The host reads a request body whole before it calls a function: no push needs more than
+        // MAX_BODY_BYTES (a gzip body expands to at most that), so the host refuses a larger one
+        // itself (413) instead of buffering up to its default of 100 MB for anyone who asks.
+        {
+          name: 'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT'
+          value: string(maxBodyBytes)
         }
         {
           name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'

@@ -1,6 +1,8 @@
 // Key Vault holding the ChargePilot API key(s). RBAC mode (no access policies), soft delete
 // and purge protection on. The function app reads the secret through a Key Vault reference,
-// so the key never appears in app settings, templates or deployment history. Every read and
+// so the key never appears in app settings, templates or deployment history. The templates
+// create no secret and take no key: the operator sets it with `az keyvault secret set` (its
+// expiry date with it), so that a redeploy never writes a new version of it. Every read and
 // change of the key is logged (AuditEvent) to Log Analytics, and Key Vault's own events warn
 // the action group 30 days before the secret's expiry date.
 
@@ -14,13 +16,6 @@ param tags object
 
 @description('Name of the secret that holds the comma-separated ChargePilot API keys.')
 param apiKeysSecretName string
-
-@description('Comma-separated ChargePilot API keys. Empty: the secret is not written by this deployment (set it with `az keyvault secret set`).')
-@secure()
-param apiKeys string
-
-@description('Expiry written on the secret (Unix seconds): a rotation reminder; Key Vault still returns an expired secret.')
-param apiKeysExpiresOn int
 
 @description('Days a deleted vault or secret can be recovered (purge protection forbids purging before then).')
 @minValue(7)
@@ -59,21 +54,6 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     networkAcls: {
       defaultAction: 'Allow'
       bypass: 'AzureServices'
-    }
-  }
-}
-
-resource apiKeysSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(apiKeys)) {
-  // checkov:skip=CKV_AZURE_41: False positive: checkov 3.3.30 does not read the body of a conditional (`if`) resource; exp is set below, and tests/unit/test_infra_static.py asserts it.
-  // checkov:skip=CKV_AZURE_114: False positive for the same reason; contentType is set below, and tests/unit/test_infra_static.py asserts it.
-  parent: vault
-  name: apiKeysSecretName
-  properties: {
-    value: apiKeys
-    contentType: 'text/plain; comma-separated ChargePilot API keys'
-    attributes: {
-      enabled: true
-      exp: apiKeysExpiresOn
     }
   }
 }

@@ -1,8 +1,12 @@
 // Role assignments, least privilege. The function app's identity gets data-plane roles only
-// (no Owner, no Contributor, no Storage Account Contributor), each scoped to the one table,
-// container or queue it is for, never to the storage account:
-//   - Storage Table Data Contributor on each of the app's four tables. The tables exist
-//     (storage.bicep): in Azure the app does not create them, so it needs no account-wide role.
+// (no Owner, no Contributor, no Storage Account Contributor), each scoped to the container or
+// queue it is for, and for the tables to the table service, never to the storage account:
+//   - Storage Table Data Contributor on the table service (tableServices/default). Sessions are
+//     written in entity-group transactions, posted to the account's `$batch` URL, not to a table's,
+//     and no Microsoft document shows a role scoped to one table authorising `$batch`
+//     (docs/decisions/table-role-at-the-service.md). The service holds only this app's four tables
+//     (storage.bicep; the host's own storage is blobs), and the role gives no management rights:
+//     the app creates or deletes no table in Azure.
 //   - Storage Blob Data Contributor on the raw archive container (write each push body once,
 //     read it back for background processing and replay; the container's immutability policy
 //     refuses deletes and overwrites whatever the role) and on the deployment container (the
@@ -76,11 +80,6 @@ resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-0
   name: 'default'
 }
 
-resource tables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' existing = [for tableName in tableNames: {
-  parent: tableService
-  name: tableName
-}]
-
 resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' existing = {
   parent: storageAccount
   name: 'default'
@@ -119,16 +118,16 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing
   name: applicationInsightsName
 }
 
-resource appTableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (tableName, i) in tableNames: {
-  name: guid(tables[i].id, appPrincipalId, roles.storageTableDataContributor)
-  scope: tables[i]
+resource appTableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(tableService.id, appPrincipalId, roles.storageTableDataContributor)
+  scope: tableService
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
-    description: 'Read and write the ${tableName} table'
+    description: 'Read and write the app\'s tables (${join(tableNames, ', ')}), entity-group transactions ($batch) included'
   }
-}]
+}
 
 resource appArchiveContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(rawArchiveContainer.id, appPrincipalId, roles.storageBlobDataContributor)
@@ -208,8 +207,8 @@ resource operatorSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04
 }
 
 resource operatorTableDataReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(operatorPrincipalId)) {
-  name: guid(storageAccount.id, operatorPrincipalId, roles.storageTableDataReader)
-  scope: storageAccount
+  name: guid(tableService.id, operatorPrincipalId, roles.storageTableDataReader)
+  scope: tableService
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataReader)
     principalId: operatorPrincipalId

@@ -73,3 +73,14 @@ def test_the_benchmark_runs_end_to_end_and_reports_every_figure(tmp_path: Path) 
     for push in pushes.values():
         assert 0 < push["answer_bytes"] < 2**20 and push["peak_rss_bytes"] > 10 * 2**20, push["name"]
         assert push["log_bytes"] > 0 and push["log_lines"] > 0, push["name"]
+
+
+def test_the_cold_start_measurement_runs_and_reports_every_figure(tmp_path: Path) -> None:
+    figures = tmp_path / "cold.json"
+    command = [sys.executable, "-m", "devtools.cold_start", "--runs", "1", "--json", str(figures)]
+    completed = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=180, check=False)
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    assert "the app's own cold start" in completed.stdout
+    measured = json.loads(figures.read_text())
+    assert set(measured["medians"]) == {"serving_s", "first_push_s", "warm_push_s"}
+    assert all(value > 0 for value in measured["medians"].values())

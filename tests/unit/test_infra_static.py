@@ -22,7 +22,13 @@ from typing import Any
 import pytest
 
 from sessions.logs import EVENT_FIELDS
-from sessions.settings import APP_SETTINGS, STORAGE_IDENTITY_SUFFIXES, Setting, Settings
+from sessions.settings import (
+    APP_SETTINGS,
+    DEFAULT_MAX_BODY_BYTES,
+    STORAGE_IDENTITY_SUFFIXES,
+    Setting,
+    Settings,
+)
 from tests.helpers import PROJECT
 from tests.helpers.bicep import (
     BICEP_FILES,
@@ -48,6 +54,7 @@ from tests.helpers.bicep import (
     type_problems,
     unwrapped,
 )
+from tools.host import BODY_LIMIT_SETTING
 
 DEPLOY_GUIDE = PROJECT / "docs" / "deploy.md"
 MODULES = INFRA / "modules"
@@ -59,12 +66,13 @@ HOST_SETTINGS_IN_AZURE = frozenset(
         "AzureWebJobsStorage__credential",
         "AzureWebJobsStorage__clientId",
         "AzureWebJobsStorage__blobServiceUri",
+        "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT",
         "APPLICATIONINSIGHTS_CONNECTION_STRING",
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
     }
 )
 # Settings that Core Tools needs locally; on Flex Consumption the runtime is in functionAppConfig.
-HOST_SETTINGS_LOCAL = frozenset({"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage"})
+HOST_SETTINGS_LOCAL = frozenset({"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsStorage", BODY_LIMIT_SETTING})
 STORAGE_IDENTITY_SETTINGS = frozenset(f"{Setting.STORAGE}__{suffix}" for suffix in STORAGE_IDENTITY_SUFFIXES)
 
 # The push queue's name in Azure (main.bicep's default) and in local.settings.sample.json.
@@ -494,6 +502,19 @@ def test_no_account_key_anywhere_in_the_templates() -> None:
         assert "AccountKey=" not in text, path.name
 
 
+def test_the_hosts_body_limit_is_the_receivers_so_that_the_host_buffers_no_more_than_a_push() -> None:
+    """The host reads a body whole before the function runs; over its limit it answers 413."""
+    settings = function_app_settings()
+    assert settings[BODY_LIMIT_SETTING] == settings[Setting.MAX_BODY_BYTES]
+    assert settings[BODY_LIMIT_SETTING] == {
+        "function": {"type": "string", "parameters": {"value_to_convert": "maxBodyBytes"}}
+    }
+    functionapp = unwrapped(parsed(MAIN)["modules"]["functionApp"]["config"])["params"]
+    assert functionapp["maxBodyBytes"] == "maxBodyBytes"
+    assert main_parameters()["maxBodyBytes"]["default"] == DEFAULT_MAX_BODY_BYTES
+    assert sample_values()[BODY_LIMIT_SETTING] == sample_values()[Setting.MAX_BODY_BYTES]
+
+
 def test_api_keys_setting_is_a_key_vault_reference() -> None:
     value = function_app_settings()[Setting.API_KEYS]
     assert isinstance(value, str)
@@ -551,11 +572,13 @@ def test_key_vault_uses_rbac_with_soft_delete_and_purge_protection() -> None:
     assert vault["enablePurgeProtection"] is True
 
 
-def test_api_keys_secret_has_expiry_and_content_type() -> None:
-    """Backs the checkov skips on the conditional secret (checkov cannot read its body)."""
-    secret = only("Microsoft.KeyVault/vaults/secrets")["properties"]
-    assert secret["attributes"]["exp"]
-    assert secret["contentType"]
+def test_no_deployment_writes_the_api_keys_secret_or_takes_a_key() -> None:
+    """A redeploy must not write a new version of the secret (each one re-arms the expiry warning
+    and the reference's cache): the operator sets it once per rotation (docs/deploy.md)."""
+    assert resources_of_type("Microsoft.KeyVault/vaults/secrets") == []
+    for path in BICEP_FILES:
+        assert secure_parameters(path) == {}, path.name
+        assert "utcNow(" not in path.read_text(encoding="utf-8"), path.name
 
 
 def test_function_app_is_https_only_with_tls_1_2_and_no_ftp_or_basic_auth() -> None:
@@ -686,7 +709,7 @@ def test_role_ids_are_the_built_in_ones() -> None:
 def test_the_app_gets_data_roles_on_its_own_tables_containers_and_queues_only() -> None:
     app = {(role, scope) for principal, role, scope in role_assignments() if principal == "appPrincipalId"}
     assert app == {
-        ("storageTableDataContributor", "tables"),
+        ("storageTableDataContributor", "tableService"),
         ("storageBlobDataContributor", "rawArchiveContainer"),
         ("storageBlobDataContributor", "deploymentContainer"),
         ("storageBlobDataOwner", "hostContainers"),
@@ -697,8 +720,29 @@ def test_the_app_gets_data_roles_on_its_own_tables_containers_and_queues_only() 
     scopes = {
         resource.symbol: resource for resource in declared_resources() if resource.path.name == "rbac.bicep"
     }
-    assert scopes["tables"].type.endswith("/tables") and scopes["queues"].type.endswith("/queues")
+    assert scopes["tableService"].type == "Microsoft.Storage/storageAccounts/tableServices"
+    assert scopes["queues"].type.endswith("/queues")
     assert scopes["hostContainers"].type.endswith("/containers")
+
+
+def test_the_table_role_is_on_the_table_service_which_holds_the_apps_four_tables_alone() -> None:
+    """Entity-group transactions go to the account's $batch URL: a role scoped to one table is
+    not documented to authorise them (docs/decisions/table-role-at-the-service.md)."""
+    (contributor,) = [
+        resource
+        for resource in declared_resources()
+        if resource.path.name == "rbac.bicep" and resource.symbol == "appTableDataContributor"
+    ]
+    assert contributor.body["scope"] == "tableService"
+    assert "condition" not in contributor.body and "loop" not in str(contributor.body)
+    tables = [
+        resource
+        for resource in declared_resources()
+        if resource.type == "Microsoft.Storage/storageAccounts/tableServices/tables" and not resource.existing
+    ]
+    assert [resource.path.name for resource in tables] == ["storage.bicep"]
+    storage = parsed(MODULES / "storage.bicep")["resources"]["tables"]["config"]
+    assert "tableNames" in json.dumps(storage)
 
 
 def test_the_tables_queues_and_containers_are_created_not_left_to_the_app() -> None:
@@ -723,7 +767,7 @@ def test_the_operator_can_read_but_not_change_the_billing_records() -> None:
     }
     assert operator == {
         ("keyVaultSecretsOfficer", "vault"),
-        ("storageTableDataReader", "storageAccount"),
+        ("storageTableDataReader", "tableService"),
         ("storageBlobDataReader", "rawArchiveContainer"),
         ("storageQueueDataReader", "queues"),
     }

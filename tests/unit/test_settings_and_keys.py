@@ -10,6 +10,8 @@ import pytest
 from sessions.keys import KeyCheck, KeyRing, fingerprint
 from sessions.settings import (
     DEFAULT_MAX_BODY_BYTES,
+    REQUIRED_SETTINGS,
+    Setting,
     Settings,
     SettingsError,
     StorageConnection,
@@ -24,6 +26,52 @@ def test_defaults_follow_the_design() -> None:
     assert settings.max_body_bytes == DEFAULT_MAX_BODY_BYTES == 16 * 1024 * 1024
     assert settings.api_keys == ()
     assert settings.storage == StorageConnection(connection_string="UseDevelopmentStorage=true")
+
+
+REQUIRED = {
+    Setting.API_KEYS: "k",
+    Setting.STORAGE: "UseDevelopmentStorage=true",
+    Setting.PUSH_QUEUE: "pushes-to-store",
+    Setting.HOST_STORAGE: "UseDevelopmentStorage=true",
+}
+CONFIGURATION_GUIDE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+
+
+def test_the_required_settings_alone_make_a_receiver_whose_background_can_run() -> None:
+    assert set(REQUIRED) == set(REQUIRED_SETTINGS)
+    settings = Settings.from_env(REQUIRED)
+    assert settings.api_keys == ("k",) and settings.push_queue == "pushes-to-store"
+    assert settings.background_problem() is None
+
+
+@pytest.mark.parametrize("missing", [Setting.PUSH_QUEUE, Setting.HOST_STORAGE])
+def test_without_what_the_background_needs_the_settings_say_which(missing: Setting) -> None:
+    settings = Settings.from_env({name: value for name, value in REQUIRED.items() if name != missing})
+    problem = settings.background_problem()
+    assert problem is not None and problem.startswith(f"{missing.value} is not set")
+
+
+@pytest.mark.parametrize(
+    "host_storage",
+    [
+        {"AzureWebJobsStorage": "UseDevelopmentStorage=true"},
+        {"AzureWebJobsStorage__accountName": "account"},
+        {"AzureWebJobsStorage__blobServiceUri": "https://account.blob.core.windows.net"},
+    ],
+)
+def test_the_hosts_storage_counts_in_either_form(host_storage: dict[str, str]) -> None:
+    assert Settings.from_env(host_storage).host_storage
+    assert not Settings.from_env({"AzureWebJobsStorage": " "}).host_storage
+
+
+def test_the_configuration_guide_calls_exactly_the_required_settings_required() -> None:
+    rows = [
+        line
+        for line in CONFIGURATION_GUIDE.read_text(encoding="utf-8").splitlines()
+        if line.startswith("| `")
+    ]
+    required = {line.split("`")[1] for line in rows if "| required |" in line or "*(required" in line}
+    assert required == {setting.value for setting in REQUIRED_SETTINGS}
 
 
 def test_keys_are_comma_separated_trimmed_and_deduplicated() -> None:
