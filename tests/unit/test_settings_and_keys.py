@@ -28,7 +28,7 @@ def test_defaults_follow_the_design() -> None:
     assert settings.storage == StorageConnection(connection_string="UseDevelopmentStorage=true")
 
 
-REQUIRED = {
+REQUIRED: dict[str, str] = {
     Setting.API_KEYS: "k",
     Setting.STORAGE: "UseDevelopmentStorage=true",
     Setting.PUSH_QUEUE: "pushes-to-store",
