@@ -1,6 +1,7 @@
 """The routes of the ChargePilot push receiver (Azure Functions, Python v2 programming model).
 
-Only HTTP lives here: the headers a push is judged on before its body, and which status answers
+Only HTTP lives here: the headers a push is judged on before its body is looked at (the Functions
+host has read it, within its FUNCTIONS_REQUEST_BODY_SIZE_LIMIT), and which status answers
 which outcome. The work is done by `sessions`; the background function finishes, from the push
 queue, the pushes answered 202.
 """

@@ -12,11 +12,12 @@ visibilityTimeout when it raises, and after maxDequeueCount failed tries moves i
 queue `<queue>-poison`. Queue access goes through sessions.storage.queues.
 
 Like the host, it reads the whole request body before it calls a function, and refuses one over
-the host's limit (the app setting FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, 100 MB unset) with 413, a
-declared Content-Length over it before reading anything; `100 Continue` goes out when the body is
-read, as Kestrel sends it. Like the host's web server, it gives slow senders a bounded time (a
-body that stops short of its Content-Length is a 400, never handed to the function), and answers
-in JSON even what it refuses itself.
+the host's limit (the app setting FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, 100 MB unset), a declared
+Content-Length over it before reading anything, with the host's answer: 500, not 413 (the host
+fails binding the request, Azure/azure-functions-host#10519), the function never called;
+`100 Continue` goes out when the body is read, as Kestrel sends it. Like the host's web server,
+it gives slow senders a bounded time (a body that stops short of its Content-Length is a 400,
+never handed to the function), and answers in JSON even what it refuses itself.
 
 As the host's stand-in, this module (and function_app.py) are the only ones that import
 azure.functions; the domain modules of this package never do.
@@ -54,8 +55,8 @@ from sessions.storage import MessageQueue, QueuedMessage, StorageUnavailable
 
 log = logging.getLogger("sessions.host")
 
-# The Functions host reads a request body whole before it calls a function, and refuses a larger
-# one with 413: this app setting, in bytes, or the host's default of 100 MB.
+# The Functions host reads a request body whole before it calls a function, and fails a larger one
+# with 500 (binding the request parameter fails): this app setting, in bytes, or 100 MB unset.
 BODY_LIMIT_SETTING = "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"
 DEFAULT_BODY_LIMIT = 100 * 1024 * 1024
 # How long a connection may send nothing: between requests (then it is closed), within the
@@ -156,6 +157,10 @@ class BodyUnreadable(Exception):
     def __init__(self, status: HTTPStatus, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class BodyOverLimit(BodyUnreadable):
+    """The body is larger than the host's limit (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT)."""
 
 
 def load_functions(
@@ -598,9 +603,11 @@ class _FunctionRequestHandler(BaseHTTPRequestHandler):
         if declared is not None and length is None:
             return self._answer_plain(HTTPStatus.BAD_REQUEST)
         if length is not None and length > self.server.body_limit:
-            return self._answer_plain(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+            return self._over_body_limit(route)
         try:
             body = self._read_body()
+        except BodyOverLimit:
+            return self._over_body_limit(route)
         except BodyUnreadable as error:
             self.close_connection = True
             return self._answer_plain(error.status, message=str(error))
@@ -623,6 +630,17 @@ class _FunctionRequestHandler(BaseHTTPRequestHandler):
             log.exception("function %s raised", route.name)
             return self._answer_plain(HTTPStatus.INTERNAL_SERVER_ERROR)
         return self._answer(result)
+
+    def _over_body_limit(self, route: Route) -> int:
+        # What the host logs and answers: Kestrel's "Request body too large" surfaces as a failed
+        # binding of the request parameter, so the function is never called and the answer is 500.
+        message = (
+            f"Exception binding parameter '{route.request_parameter}': Request body too large. "
+            f"The max request body size is {self.server.body_limit} bytes."
+        )
+        log.error("function %s not called: %s (%s)", route.name, message, BODY_LIMIT_SETTING)
+        self.close_connection = True
+        return self._answer_plain(HTTPStatus.INTERNAL_SERVER_ERROR, message=message)
 
     def _joined_headers(self) -> dict[str, str]:
         joined: dict[str, str] = {}
@@ -682,9 +700,7 @@ class _FunctionRequestHandler(BaseHTTPRequestHandler):
                 return
             total += size
             if total > self.server.body_limit:
-                raise BodyUnreadable(
-                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "chunked body over the host's limit"
-                )
+                raise BodyOverLimit(HTTPStatus.INTERNAL_SERVER_ERROR, "chunked body over the host's limit")
             yield self._read_exactly(size)
             if self.rfile.readline(8) not in (b"\r\n", b"\n"):
                 raise BodyUnreadable(

@@ -4,7 +4,9 @@
 //     and fields; tests/unit/test_infra_static.py holds every query to them): sessions
 //     rejected, pushes refused or answered 503 (and background pushes given up), and silence;
 //   - a standard availability test of GET /api/health from several regions, with its alert;
-//   - a metric alert on failed executions and 5xx answers.
+//   - an alert on failed executions and 5xx answers.
+// Silence and health page only once ChargePilot has started pushing: a new deployment answers
+// 503 on purpose until its key is in the vault and its code is published.
 // In Application Insights each log line is a trace whose message is the JSON object.
 
 param location string
@@ -53,15 +55,48 @@ traces
 | project timestamp, event_name, status, outcome, reason = tostring(e.reason), push_id = tostring(e.push_id)
 '''
 
-// Pushes taken: stored at once (200) or accepted to finish in the background (202). None in the
-// window means the feed stopped: a key rotated on one side only, an endpoint moved, an outage.
-var acceptedPushesQuery = '''
+// The silence rule looks back two days (overrideQueryTimeRange below) and fires only once the feed
+// has started: a push other than a 401 in those two days (a 401 alone is anyone on the internet),
+// and none taken (200 or 202) in the last {silenceAlertHours} hours, which replace() fills in. A new
+// deployment, before ChargePilot's first push, stays quiet; a feed silent for longer than the two
+// days leaves the lookback and the alert resolves (docs/deploy.md says what watches beyond it).
+var silenceQueryTemplate = '''
 traces
 | where message has "event"
 | extend e = parse_json(message)
 | extend event_name = tostring(e.event), status = toint(e.status)
-| where event_name == "push" and status in (200, 202)
-| project timestamp, status, push_id = tostring(e.push_id)
+| where event_name == "push" and status != 401
+| summarize pushes = count(), last_taken = maxif(timestamp, status in (200, 202))
+| where pushes > 0 and (isnull(last_taken) or last_taken < ago({silenceAlertHours}h))
+| project pushes, last_taken
+'''
+var silenceQuery = replace(silenceQueryTemplate, '{silenceAlertHours}', string(silenceAlertHours))
+
+// GET /api/health failing from two locations or more in the last five minutes, once the feed has
+// started (as above). Before the first push a new deployment answers 503 on purpose (no key in the
+// vault yet, no code published): that pages nobody.
+var healthUnavailableQuery = '''
+let started = toscalar(traces
+    | where message has "event"
+    | extend e = parse_json(message)
+    | extend event_name = tostring(e.event), status = toint(e.status)
+    | where event_name == "push" and status != 401
+    | count) > 0;
+availabilityResults
+| where timestamp > ago(5m)
+| summarize failed_locations = dcountif(location, not(tobool(success))), locations = dcount(location)
+| where started and failed_locations >= 2
+'''
+
+// Every execution that failed, HTTP or background (the Functions host records both as requests),
+// less the client errors that are answers rather than failures (a refused push has its own alert
+// above; 401 and 404 are what the internet sends to any public endpoint), and less the
+// availability test's own probes, which the health rule watches.
+var failedExecutionsQuery = '''
+requests
+| where not(tobool(success)) and resultCode !in ("400", "401", "404", "405", "413", "415")
+| where isempty(operation_SyntheticSource)
+| project timestamp, name, resultCode, operation_Id
 '''
 
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
@@ -154,11 +189,12 @@ resource silenceAlert 'Microsoft.Insights/scheduledQueryRules@2022-08-01-preview
   kind: 'LogAlert'
   properties: {
     displayName: 'ChargePilot: no push taken for ${silenceAlertHours} hours'
-    description: 'No push was answered 200 or 202 for ${silenceAlertHours} hours. ChargePilot pushes hourly: check the key on both sides, the endpoint URL ChargePilot uses, and the availability test (docs/deploy.md, Alerts).'
+    description: 'ChargePilot has pushed in the last two days, but no push was answered 200 or 202 for ${silenceAlertHours} hours. ChargePilot pushes hourly: check the key on both sides, the endpoint URL ChargePilot uses, and the availability test (docs/deploy.md, Alerts).'
     severity: 1
     enabled: true
     evaluationFrequency: 'PT1H'
-    windowSize: 'PT${silenceAlertHours}H'
+    windowSize: 'PT1H'
+    overrideQueryTimeRange: 'P2D'
     scopes: [
       applicationInsights.id
     ]
@@ -166,10 +202,10 @@ resource silenceAlert 'Microsoft.Insights/scheduledQueryRules@2022-08-01-preview
     criteria: {
       allOf: [
         {
-          query: acceptedPushesQuery
+          query: silenceQuery
           timeAggregation: 'Count'
-          operator: 'LessThan'
-          threshold: 1
+          operator: 'GreaterThan'
+          threshold: 0
           failingPeriods: {
             numberOfEvaluationPeriods: 1
             minFailingPeriodsToAlert: 1
@@ -223,84 +259,81 @@ resource availabilityTest 'Microsoft.Insights/webtests@2022-06-15' = {
   }
 }
 
-resource availabilityAlert 'Microsoft.Insights/metricAlerts@2018-03-01' = {
+resource availabilityAlert 'Microsoft.Insights/scheduledQueryRules@2022-08-01-preview' = {
   name: '${alertNamePrefix}-health-unavailable'
-  location: 'global'
+  location: location
   tags: tags
+  kind: 'LogAlert'
   properties: {
-    description: 'GET /api/health failed from at least two test locations in the last five minutes: the receiver is down, unreachable, or answers 503 (its answer says why).'
+    displayName: 'ChargePilot: /api/health failing'
+    description: 'GET /api/health failed from at least two test locations in the last five minutes, after ChargePilot has started pushing: the receiver is down, unreachable, or answers 503 (its answer says why).'
     severity: 1
     enabled: true
-    scopes: [
-      availabilityTest.id
-      applicationInsights.id
-    ]
-    evaluationFrequency: 'PT1M'
-    windowSize: 'PT5M'
-    criteria: {
-      'odata.type': 'Microsoft.Azure.Monitor.WebtestLocationAvailabilityCriteria'
-      webTestId: availabilityTest.id
-      componentId: applicationInsights.id
-      failedLocationCount: 2
-    }
-    autoMitigate: true
-    actions: [
-      {
-        actionGroupId: actionGroupId
-      }
-    ]
-  }
-}
-
-// Every execution that failed, HTTP or background (queue), as Application Insights counts
-// them, less the client errors that are answers rather than failures (a refused push has its
-// own alert above; 401 and 404 are what the internet sends to any public endpoint).
-resource failedExecutionsAlert 'Microsoft.Insights/metricAlerts@2018-03-01' = {
-  name: '${alertNamePrefix}-failed-executions'
-  location: 'global'
-  tags: tags
-  properties: {
-    description: 'A function execution failed or answered 5xx in the last 15 minutes (Application Insights, Failures, shows which and why).'
-    severity: 2
-    enabled: true
-    scopes: [
-      applicationInsights.id
-    ]
     evaluationFrequency: 'PT5M'
-    windowSize: 'PT15M'
+    windowSize: 'PT5M'
+    overrideQueryTimeRange: 'P2D'
+    scopes: [
+      applicationInsights.id
+    ]
+    skipQueryValidation: true
     criteria: {
-      'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
       allOf: [
         {
-          criterionType: 'StaticThresholdCriterion'
-          name: 'failed-executions'
-          metricNamespace: 'microsoft.insights/components'
-          metricName: 'requests/failed'
-          dimensions: [
-            {
-              name: 'request/resultCode'
-              operator: 'Exclude'
-              values: [
-                '400'
-                '401'
-                '404'
-                '405'
-                '413'
-                '415'
-              ]
-            }
-          ]
+          query: healthUnavailableQuery
+          timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0
-          timeAggregation: 'Count'
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
         }
       ]
     }
     autoMitigate: true
-    actions: [
-      {
-        actionGroupId: actionGroupId
-      }
+    actions: {
+      actionGroups: [
+        actionGroupId
+      ]
+    }
+  }
+}
+
+resource failedExecutionsAlert 'Microsoft.Insights/scheduledQueryRules@2022-08-01-preview' = {
+  name: '${alertNamePrefix}-failed-executions'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'ChargePilot: failed executions'
+    description: 'A function execution failed or answered 5xx in the last 15 minutes (Application Insights, Failures, shows which and why). The availability test is left out: /api/health has its own alert.'
+    severity: 2
+    enabled: true
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    scopes: [
+      applicationInsights.id
     ]
+    skipQueryValidation: true
+    criteria: {
+      allOf: [
+        {
+          query: failedExecutionsQuery
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: [
+        actionGroupId
+      ]
+    }
   }
 }

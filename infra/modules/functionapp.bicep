@@ -80,7 +80,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 resource app 'Microsoft.Web/sites@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_222: The endpoint is public by design: ChargePilot's cloud pushes to it over the internet. Every push is authenticated by the API key before the body is read.
+  // checkov:skip=CKV_AZURE_222: The endpoint is public by design: ChargePilot's cloud pushes to it over the internet. Every push is authenticated by the API key before its body is parsed, and the host buffers no body over twice MAX_BODY_BYTES (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT below).
   // checkov:skip=CKV_AZURE_17: ChargePilot authenticates with an API key header (Ocp-Apim-Subscription-Key) and cannot present client certificates.
   // checkov:skip=CKV_AZURE_212: Flex Consumption has no fixed worker count: the platform scales instances per request (functionAppConfig.scaleAndConcurrency).
   // checkov:skip=CKV_AZURE_213: App Service health check needs a Premium or Dedicated plan; on Flex Consumption, GET /api/health is probed by the availability test instead (alerts.bicep).
@@ -147,12 +147,12 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
           name: 'AzureWebJobsStorage__blobServiceUri'
           value: storageBlobEndpoint
         }
-        // The host reads a request body whole before it calls a function: no push needs more than
-        // MAX_BODY_BYTES (a gzip body expands to at most that), so the host refuses a larger one
-        // itself (413) instead of buffering up to its default of 100 MB for anyone who asks.
+        // The host buffers a body whole before the function runs, and fails a larger one with 500:
+        // twice MAX_BODY_BYTES bounds what it buffers for anyone, and a push a little over the
+        // receiver's limit still gets the receiver's clear 413 (docs/configuration.md).
         {
           name: 'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT'
-          value: string(maxBodyBytes)
+          value: string(maxBodyBytes * 2)
         }
         {
           name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'

@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -262,16 +263,21 @@ def test_the_whole_body_is_read_before_the_function_runs_and_the_connection_stay
     connection.close()
 
 
-def test_a_body_over_the_hosts_limit_is_413_and_never_reaches_the_function(
-    tmp_path: Path, running_host: RunHost
+def test_a_body_over_the_hosts_limit_is_500_as_the_host_answers_and_never_reaches_the_function(
+    tmp_path: Path, running_host: RunHost, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The Functions host fails binding the request (Kestrel's "Request body too large") and
+    answers 500, not 413 (Azure/azure-functions-host#10519): the stand-in answers the same."""
     server = running_host(*toy_project(tmp_path, {"version": "2.0"}), env={BODY_LIMIT_SETTING: "1000"})
     within = requests.post(f"{server.base_url}/api/echo/a", data=b"x" * 1000, timeout=10)
     assert (within.status_code, len(within.json()["body"])) == (201, 1000)
     for body in (b"x" * 1001, iter([b"x" * 600, b"x" * 401])):  # declared, then chunked
-        refused = requests.post(f"{server.base_url}/api/echo/a", data=body, timeout=10)
-        assert refused.status_code == 413
-        assert refused.json()["error"] == "request_entity_too_large"
+        with caplog.at_level(logging.ERROR, logger="sessions.host"):
+            refused = requests.post(f"{server.base_url}/api/echo/a", data=body, timeout=10)
+        assert refused.status_code == 500
+        assert "The max request body size is 1000 bytes" in refused.json()["message"]
+        assert refused.headers["Connection"] == "close"
+    assert sum("Request body too large" in record.getMessage() for record in caplog.records) == 2
 
 
 def test_the_hosts_body_limit_is_100_mb_unset_and_must_be_a_number_of_bytes(
@@ -405,8 +411,8 @@ CHUNKED = b"POST /api/echo/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r
         ),
         (
             b"POST /api/echo/e HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n",
-            413,
-            "request_entity_too_large",
+            500,
+            "internal_server_error",
         ),
     ],
     ids=[
@@ -457,7 +463,7 @@ def test_a_request_refused_before_its_body_gets_no_100_continue_and_the_connecti
     tmp_path: Path, running_host: RunHost
 ) -> None:
     server = running_host(*toy_project(tmp_path, {"version": "2.0"}), env={BODY_LIMIT_SETTING: "1000"})
-    for path, length, status in ((b"/api/nothing-here", 10, b"404"), (b"/api/echo/big", 1001, b"413")):
+    for path, length, status in ((b"/api/nothing-here", 10, b"404"), (b"/api/echo/big", 1001, b"500")):
         with connect(server) as sock:
             sock.sendall(
                 b"POST "
@@ -475,7 +481,7 @@ def test_the_receiver_judges_the_key_and_the_size_once_the_host_has_read_the_bod
     serve: Callable[..., ServedReceiver],
 ) -> None:
     """As in Azure: the host buffers a body within its limit (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT)
-    before the receiver sees the key; over the limit the host itself answers 413, unread."""
+    before the receiver sees the key; over the limit the host itself answers 500, unread."""
     receiver = serve(MAX_BODY_BYTES="1000", **{BODY_LIMIT_SETTING: "2000"})
     host, port = receiver.base_url.removeprefix("http://").split(":")
     body = as_body([session()])
@@ -494,7 +500,7 @@ def test_the_receiver_judges_the_key_and_the_size_once_the_host_has_read_the_bod
 
     assert ask("wrong-key", len(body)).startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 401")
     assert ask(OLD_KEY, 1500).startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 413")  # the receiver's
-    assert ask(OLD_KEY, 2001).startswith(b"HTTP/1.1 413")  # the host's, the body never read
+    assert ask(OLD_KEY, 2001).startswith(b"HTTP/1.1 500")  # the host's, the body never read
     accepted = ask(OLD_KEY, len(body))
     assert accepted.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200")
 

@@ -502,17 +502,30 @@ def test_no_account_key_anywhere_in_the_templates() -> None:
         assert "AccountKey=" not in text, path.name
 
 
-def test_the_hosts_body_limit_is_the_receivers_so_that_the_host_buffers_no_more_than_a_push() -> None:
-    """The host reads a body whole before the function runs; over its limit it answers 413."""
+def test_the_hosts_body_limit_is_twice_the_receivers_so_that_the_host_buffers_no_more() -> None:
+    """The host reads a body whole before the function runs, and over its limit answers 500
+    itself; at twice MAX_BODY_BYTES a push a little too large still gets the receiver's 413."""
     settings = function_app_settings()
-    assert settings[BODY_LIMIT_SETTING] == settings[Setting.MAX_BODY_BYTES]
-    assert settings[BODY_LIMIT_SETTING] == {
+    assert settings[Setting.MAX_BODY_BYTES] == {
         "function": {"type": "string", "parameters": {"value_to_convert": "maxBodyBytes"}}
+    }
+    assert settings[BODY_LIMIT_SETTING] == {
+        "function": {
+            "type": "string",
+            "parameters": {
+                "value_to_convert": {
+                    "operator": {
+                        "type": "multiply",
+                        "operands": {"operand_1": "maxBodyBytes", "operand_2": 2},
+                    }
+                }
+            },
+        }
     }
     functionapp = unwrapped(parsed(MAIN)["modules"]["functionApp"]["config"])["params"]
     assert functionapp["maxBodyBytes"] == "maxBodyBytes"
     assert main_parameters()["maxBodyBytes"]["default"] == DEFAULT_MAX_BODY_BYTES
-    assert sample_values()[BODY_LIMIT_SETTING] == sample_values()[Setting.MAX_BODY_BYTES]
+    assert int(sample_values()[BODY_LIMIT_SETTING]) == 2 * int(sample_values()[Setting.MAX_BODY_BYTES])
 
 
 def test_api_keys_setting_is_a_key_vault_reference() -> None:
@@ -817,15 +830,35 @@ def alert_queries(infra: Path = INFRA) -> dict[str, str]:
         if resource["type"] != "Microsoft.Insights/scheduledQueryRules":
             continue
         (condition,) = unwrapped(resource["config"])["properties"]["criteria"]["allOf"]
-        query = condition["query"]
-        queries[symbol] = variables[query]["value"] if query in variables else query
+        queries[symbol] = _resolved(condition["query"], variables, parsed(path)["parameters"])
     return queries
+
+
+def _resolved(value: Any, variables: dict[str, Any], parameters: dict[str, Any]) -> str:
+    """A query as Resource Manager would send it: variables followed, replace() applied, and a
+    parameter passed through string() read as its default (or its name in braces when it has none)."""
+    if isinstance(value, str):
+        return _resolved(variables[value]["value"], variables, parameters) if value in variables else value
+    function = value["function"]
+    arguments = function["parameters"]
+    if function["type"] == "replace":
+        original = _resolved(arguments["original_string"], variables, parameters)
+        return original.replace(
+            arguments["old_string"], _resolved(arguments["new_string"], variables, parameters)
+        )
+    if function["type"] == "string":
+        name = arguments["value_to_convert"]
+        default = parameters.get(name, {}).get("default")
+        return str(default) if default is not None else f"<{name}>"
+    raise AssertionError(f"a query built with {function['type']}(), which the test cannot follow")
 
 
 def alert_query_problems(infra: Path = INFRA) -> list[str]:
     """Every event name and log field a query reads that sessions/logs.py does not declare."""
     problems = []
     for symbol, query in alert_queries(infra).items():
+        if not re.search(r"^\s*(let \w+ = toscalar\()?traces\b", query, flags=re.MULTILINE):
+            continue  # reads Application Insights' own tables, not the app's log lines
         if "parse_json(message)" not in query or "extend e = " not in query:
             problems.append(f"{symbol}: does not read the log line as JSON into e")
         events = set(re.findall(r'event_name\s*==\s*"(\w+)"', query))
@@ -846,7 +879,13 @@ def alert_query_problems(infra: Path = INFRA) -> list[str]:
 
 
 def test_the_alert_queries_read_only_events_and_fields_the_code_logs() -> None:
-    assert set(alert_queries()) == {"rejectedSessionsAlert", "refusedPushesAlert", "silenceAlert"}
+    assert set(alert_queries()) == {
+        "rejectedSessionsAlert",
+        "refusedPushesAlert",
+        "silenceAlert",
+        "availabilityAlert",
+        "failedExecutionsAlert",
+    }
     assert alert_query_problems() == []
 
 
@@ -874,7 +913,7 @@ def test_the_three_log_alerts_say_what_they_watch() -> None:
     refused = queries["refusedPushesAlert"]
     assert 'event_name == "push" and status >= 400' in refused
     assert 'event_name == "push_finished" and outcome == "poisoned"' in refused
-    assert 'event_name == "push" and status in (200, 202)' in queries["silenceAlert"]
+    assert "last_taken = maxif(timestamp, status in (200, 202))" in queries["silenceAlert"]
 
 
 def _alert_rule(symbol: str) -> dict[str, Any]:
@@ -884,24 +923,44 @@ def _alert_rule(symbol: str) -> dict[str, Any]:
 
 def test_the_silence_alert_fires_when_no_push_was_taken_for_the_chosen_hours() -> None:
     silence = _alert_rule("silenceAlert")["properties"]
-    assert silence["windowSize"] == "PT${silenceAlertHours}H"
+    assert silence["overrideQueryTimeRange"] == "P2D"
     (condition,) = silence["criteria"]["allOf"]
     assert (condition["timeAggregation"], condition["operator"], condition["threshold"]) == (
         "Count",
-        "LessThan",
-        1,
+        "GreaterThan",
+        0,
     )
+    query = alert_queries()["silenceAlert"]
     assert main_parameters()["silenceAlertHours"]["default"] == 3
+    # The module's parameter has no default: the chosen hours reach the query through replace().
+    assert "last_taken < ago(<silenceAlertHours>h)" in query
+    assert "{silenceAlertHours}" not in query
+
+
+def test_silence_and_health_stay_quiet_until_the_feed_has_started() -> None:
+    """A new deployment answers 503 until its key and code are in place: no page before the first
+    push (other than a 401) in the two days the rules look back over."""
+    queries = alert_queries()
+    assert re.search(
+        r'event_name == "push" and status != 401\n\| summarize pushes = count\(\)', queries["silenceAlert"]
+    )
+    assert "where pushes > 0 and" in queries["silenceAlert"]
+    health = queries["availabilityAlert"]
+    assert 'event_name == "push" and status != 401' in health and "count) > 0;" in health
+    assert re.search(r"^\| where started and failed_locations >= 2$", health, flags=re.MULTILINE)
+    assert _alert_rule("availabilityAlert")["properties"]["overrideQueryTimeRange"] == "P2D"
+    # The refused-pushes rule counts pushes only, so it cannot fire before one arrives.
+    assert "availabilityResults" not in queries["refusedPushesAlert"]
 
 
 def test_every_alert_notifies_the_action_group() -> None:
     (group,) = resources_of_type("Microsoft.Insights/actionGroups")
     receivers = group["properties"]["emailReceivers"]["operator"]["operands"]
     assert receivers["condition"]["function"]["type"] == "empty"  # no address: no receiver, alerts still fire
-    for rule in resources_of_type("Microsoft.Insights/scheduledQueryRules"):
+    rules = resources_of_type("Microsoft.Insights/scheduledQueryRules")
+    assert len(rules) == 5
+    for rule in rules:
         assert rule["properties"]["actions"]["actionGroups"] == ["actionGroupId"], rule["name"]
-    for rule in resources_of_type("Microsoft.Insights/metricAlerts"):
-        assert rule["properties"]["actions"] == [{"actionGroupId": "actionGroupId"}], rule["name"]
     assert "alertEmail" in main_parameters() and main_parameters()["alertEmail"]["default"] == ""
 
 
@@ -913,19 +972,17 @@ def test_the_health_endpoint_is_probed_from_several_regions_and_alerted_on() -> 
     assert len(main_parameters()["availabilityTestLocations"]["default"]) >= 3
     params = unwrapped(parsed(MAIN)["modules"]["alerts"]["config"])["params"]
     assert params["healthUrl"].endswith("/api/health")
-    criteria = {
-        rule["properties"]["criteria"]["'odata.type'"]
-        for rule in resources_of_type("Microsoft.Insights/metricAlerts")
-    }
-    assert criteria == {
-        "Microsoft.Azure.Monitor.WebtestLocationAvailabilityCriteria",
-        "Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria",
-    }
+    health = alert_queries()["availabilityAlert"]
+    assert "availabilityResults\n| where timestamp > ago(5m)" in health
+    assert "dcountif(location, not(tobool(success)))" in health
 
 
-def test_failed_executions_raise_a_metric_alert() -> None:
+def test_failed_executions_raise_an_alert_but_not_the_availability_probes() -> None:
+    failed = alert_queries()["failedExecutionsAlert"]
+    assert failed.lstrip().startswith("requests\n| where not(tobool(success))")
+    assert 'resultCode !in ("400", "401", "404", "405", "413", "415")' in failed
+    assert "isempty(operation_SyntheticSource)" in failed
     (condition,) = _alert_rule("failedExecutionsAlert")["properties"]["criteria"]["allOf"]
-    assert condition["metricName"] == "requests/failed"
     assert (condition["operator"], condition["threshold"]) == ("GreaterThan", 0)
 
 
