@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import azure.functions as func
 
 from sessions.decoding import BodyTooLarge, InvalidPush, UnsupportedEncoding, declared_length, expand_body
+from sessions.export import json_text
 from sessions.keys import KEY_HEADER, KeyCheck
 from sessions.logs import log_event
+from sessions.reading import ReadError, csv_text, parse_request, read_page
 from sessions.receiver import IncomingPush, Outcome, Receiver, current_receiver
 from sessions.settings import Setting, SettingsError
+from sessions.storage import StorageUnavailable
 
 # The receiver checks ChargePilot's key itself: that header is what ChargePilot sends.
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -105,6 +111,98 @@ def _take(receiver: Receiver, push: IncomingPush, req: func.HttpRequest) -> func
         "storage did not take the push; nothing of it is claimed stored: send it again",
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
+
+
+@app.route(route="sessions", methods=["GET"])
+def read_sessions(req: func.HttpRequest) -> func.HttpResponse:
+    """One page of the stored sessions, for a billing system with a read key (never a push key)."""
+    started = time.perf_counter()
+    try:
+        receiver = current_receiver()
+    except SettingsError as error:
+        log_event("receiver_not_configured", logging.ERROR, reason=str(error))
+        return _read_refused(
+            started, 503, "not_configured", "the receiver is not configured; its log says why"
+        )
+    verdict = receiver.read_keys.check(req.headers.get(KEY_HEADER))
+    if verdict.check is KeyCheck.NOT_CONFIGURED:
+        problem = receiver.settings.reading_problem() or "no read key"
+        return _read_refused(
+            started,
+            503,
+            "reading_not_configured",
+            f"no read key is configured: nothing can be read ({problem})",
+        )
+    if verdict.check is not KeyCheck.ACCEPTED:
+        return _read_refused(
+            started, 401, "unauthorized", f"missing or invalid {KEY_HEADER} header (a read key)"
+        )
+    try:
+        request = parse_request(req.params, req.headers.get("Accept"), now=datetime.now(UTC))
+        page = read_page(receiver.store, request)
+    except ReadError as error:
+        return _read_refused(started, 400, "invalid_parameter", str(error))
+    except StorageUnavailable as error:
+        log_event("read", logging.ERROR, status=503, reason=str(error), duration_ms=_ms(started))
+        return _error(
+            503,
+            "storage_unavailable",
+            "storage did not answer; ask again later",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    headers = {"X-Next-Changed-Since": _utc(page.next_changed_since), "Cache-Control": "no-store"}
+    next_url = (
+        None
+        if page.next_cursor is None
+        else _next_url(req.url, page.next_cursor, page.limit, as_csv=request.csv)
+    )
+    if next_url is not None:
+        headers["Link"] = f'<{next_url}>; rel="next"'
+    count = len(page.csv_rows) if request.csv else len(page.rows)
+    log_event(
+        "read",
+        status=200,
+        sessions=count,
+        more=next_url is not None,
+        format="csv" if request.csv else "json",
+        duration_ms=_ms(started),
+        key_slot=verdict.slot,
+        key_fingerprint=verdict.fingerprint,
+    )
+    if request.csv:
+        return func.HttpResponse(
+            csv_text(page), status_code=200, headers=headers, mimetype="text/csv", charset="utf-8"
+        )
+    body = {
+        "sessions": page.rows,
+        "count": count,
+        "limit": page.limit,
+        "next": next_url,
+        "next_changed_since": _utc(page.next_changed_since),
+    }
+    # As the export writes JSON: no invisible or bidi character raw (sessions/export.py).
+    return func.HttpResponse(
+        json_text(body), status_code=200, headers=headers, mimetype="application/json", charset="utf-8"
+    )
+
+
+def _read_refused(started: float, status: int, code: str, message: str) -> func.HttpResponse:
+    log_event("read", logging.WARNING, status=status, reason=message, duration_ms=_ms(started))
+    return _error(status, code, message)
+
+
+def _next_url(url: str, cursor: str, limit: int, *, as_csv: bool) -> str:
+    parts = urlsplit(url)
+    query = {"cursor": cursor, "limit": limit, **({"format": "csv"} if as_csv else {})}
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
 
 
 @app.route(route="health", methods=["GET", "HEAD"])

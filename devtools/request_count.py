@@ -5,7 +5,8 @@ A `raw_request_hook` on the Table service client sees every request the SDK send
 uses the client or the table clients made from it. The hook counts it, then does what the
 product's own hook does (sessions.storage.connection.within_deadline), so that the client under
 test behaves as the receiver's does. An entity-group transaction is one request (POST $batch);
-its table and number of operations are read from its parts.
+its table and number of operations are read from its parts (the SDK's) or from the request lines
+in its body (the receiver's, sessions/storage/batch.py).
 
 Kinds: `read` (a query or a point read), `transaction` (an entity-group transaction),
 `write` (one entity inserted, updated, upserted or deleted), `table` (a table created or deleted).
@@ -13,6 +14,7 @@ Kinds: `read` (a query or a point read), `transaction` (an entity-group transact
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from collections.abc import Mapping
@@ -98,9 +100,9 @@ def describe(http_request: Any) -> tuple[str, str, int]:
     method = str(http_request.method).upper()
     last = unquote(urlsplit(str(http_request.url)).path.rsplit("/", 1)[-1])
     if last == "$batch":
-        parts = _transaction_parts(http_request)
-        table = _table_of(str(parts[0].url)) if parts else "?"
-        return "transaction", table, len(parts)
+        urls = [str(part.url) for part in _transaction_parts(http_request)] or _body_urls(http_request)
+        table = _table_of(urls[0]) if urls else "?"
+        return "transaction", table, len(urls)
     name, _, keys = last.partition("(")
     if name == "Tables":
         # Create (POST /Tables) or delete (DELETE /Tables('name')): the table is in the body or key.
@@ -119,6 +121,18 @@ def _transaction_parts(http_request: Any) -> list[Any]:
     changeset = info[0][0]
     inner = getattr(changeset, "multipart_mixed_info", None)
     return list(inner[0]) if inner and inner[0] else []
+
+
+def _body_urls(http_request: Any) -> list[str]:
+    """The operations of a $batch request built as bytes (sessions/storage/batch.py): the URL of
+    each sub-request's request line."""
+    body = getattr(http_request, "content", None)
+    if not isinstance(body, bytes | bytearray):
+        return []
+    return [url.decode() for url in _SUB_REQUEST.findall(bytes(body))]
+
+
+_SUB_REQUEST = re.compile(rb"^(?:POST|PUT|MERGE|PATCH|DELETE) (\S+) HTTP/1\.1\r?$", re.MULTILINE)
 
 
 def _table_of(url: str) -> str:

@@ -36,6 +36,7 @@ def receiver_environment(settings: Settings, **overrides: str | None) -> dict[st
     env.update(
         {
             Setting.API_KEYS: ",".join(settings.api_keys),
+            Setting.READ_KEYS: ",".join(settings.read_keys),
             Setting.STORAGE: settings.storage.connection_string,
             Setting.SESSIONS_TABLE: settings.sessions_table,
             Setting.REJECTED_TABLE: settings.rejected_table,

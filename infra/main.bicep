@@ -20,6 +20,9 @@ param location string = resourceGroup().location
 @description('Name of the Key Vault secret holding the API keys. The templates never write it (a redeploy would add a version each time): the runbook sets it with `az keyvault secret set` (docs/deploy.md).')
 param apiKeysSecretName string = 'chargepilot-api-keys'
 
+@description('Name of the Key Vault secret holding the read keys of billing systems (GET /api/sessions). Never written by the templates; until it is set, nothing can be read (docs/billing-systems.md).')
+param readKeysSecretName string = 'chargepilot-read-keys'
+
 @minLength(3)
 @maxLength(63)
 @description('Table of stored sessions (app setting SESSIONS_TABLE).')
@@ -257,6 +260,7 @@ module keyVault 'modules/keyvault.bicep' = {
     location: location
     tags: tags
     apiKeysSecretName: apiKeysSecretName
+    readKeysSecretName: readKeysSecretName
     softDeleteRetentionInDays: keyVaultSoftDeleteRetentionInDays
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
     actionGroupId: monitoring.outputs.actionGroupId
@@ -303,6 +307,7 @@ module functionApp 'modules/functionapp.bicep' = {
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsWorkspaceId
     keyVaultName: keyVault.outputs.name
     apiKeysSecretName: keyVault.outputs.apiKeysSecretName
+    readKeysSecretName: keyVault.outputs.readKeysSecretName
     sessionsTableName: sessionsTableName
     rejectedTableName: rejectedTableName
     sessionIndexTableName: sessionIndexTableName
@@ -352,6 +357,8 @@ output SESSIONS_ENDPOINT_URL string = 'https://${functionApp.outputs.defaultHost
 output HEALTH_URL string = 'https://${functionApp.outputs.defaultHostName}/api/health'
 output KEY_VAULT_NAME string = keyVault.outputs.name
 output API_KEYS_SECRET_NAME string = keyVault.outputs.apiKeysSecretName
+@description('The Key Vault secret of the billing systems\' read keys (GET /api/sessions).')
+output READ_KEYS_SECRET_NAME string = keyVault.outputs.readKeysSecretName
 output STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output APPLICATION_INSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output LOG_ANALYTICS_WORKSPACE_NAME string = monitoring.outputs.logAnalyticsName

@@ -52,6 +52,12 @@ EVENT_FIELDS: dict[str, frozenset[str]] = {
     # The push record could not be written (the push itself was answered as its line says).
     "push_record_not_written": frozenset({"push_id", "reason"}),
     "receiver_not_configured": frozenset({"reason"}),
+    # One line per request to GET /api/sessions (a billing system reading): status 200 with the
+    # number of sessions in the page and whether another follows, 400 (a bad parameter), 401,
+    # 503 (reading not configured, or storage unavailable), with the reason.
+    "read": frozenset(
+        {"status", "reason", "sessions", "more", "format", "duration_ms", "key_slot", "key_fingerprint"}
+    ),
 }
 # Per push, at most this many session_rejected and session_updated lines each.
 MAX_LOGGED_SESSIONS = 100

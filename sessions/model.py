@@ -332,7 +332,7 @@ def _check_edges(text: str) -> None:
 def unfit_character(character: str) -> str | None:
     """What makes `character` unfit for an identifier (check_identifier's rule 1), or None.
 
-    The tools escape the same characters wherever they write stored text (tools/export.py).
+    The tools escape the same characters wherever they write stored text (sessions/export.py).
     """
     code = ord(character)
     category = unicodedata.category(character)

@@ -114,6 +114,8 @@ class Receiver:
     ) -> None:
         self.settings = settings
         self.keys = KeyRing(settings.api_keys)
+        # Billing systems' keys (GET /api/sessions): never one that also pushes.
+        self.read_keys = KeyRing(settings.usable_read_keys)
         self.store = store
         self.archive = archive
         self.records = records

@@ -20,6 +20,8 @@ class Setting(StrEnum):
     """The names of the app settings the receiver and its tools read (the names, not the values)."""
 
     API_KEYS = "CHARGEPILOT_API_KEYS"
+    # The keys of billing systems that read the sessions (GET /api/sessions); never push keys.
+    READ_KEYS = "CHARGEPILOT_READ_KEYS"
     SESSIONS_TABLE = "SESSIONS_TABLE"
     REJECTED_TABLE = "REJECTED_TABLE"
     SESSION_INDEX_TABLE = "SESSION_INDEX_TABLE"
@@ -139,6 +141,9 @@ class Settings:
     # CHARGEPILOT_API_KEYS still holds "@Microsoft.KeyVault(...)": App Service could not resolve
     # the reference (secret missing, identity without access). Then no key is valid.
     api_keys_unresolved: bool = False
+    # The read keys (GET /api/sessions): optional; unset, or unresolved, nothing can be read.
+    read_keys: tuple[str, ...] = field(default=(), repr=False)
+    read_keys_unresolved: bool = False
     storage: StorageConnection | None = None
     sessions_table: str = DEFAULT_SESSIONS_TABLE
     rejected_table: str = DEFAULT_REJECTED_TABLE
@@ -176,10 +181,14 @@ class Settings:
             raise SettingsError(f"{', '.join(tables)} must name four different tables")
         raw_keys = env.get(Setting.API_KEYS, "")
         unresolved = raw_keys.strip().startswith(_KEY_VAULT_REFERENCE)
+        raw_read_keys = env.get(Setting.READ_KEYS, "")
+        read_unresolved = raw_read_keys.strip().startswith(_KEY_VAULT_REFERENCE)
         defaults = SessionLimits()
         return cls(
             api_keys=() if unresolved else parse_api_keys(raw_keys),
             api_keys_unresolved=unresolved,
+            read_keys=() if read_unresolved else parse_api_keys(raw_read_keys),
+            read_keys_unresolved=read_unresolved,
             storage=_storage_connection(env),
             sessions_table=tables[Setting.SESSIONS_TABLE],
             rejected_table=tables[Setting.REJECTED_TABLE],
@@ -224,6 +233,27 @@ class Settings:
                 "without its own storage"
             )
         return None
+
+    def reading_problem(self) -> str | None:
+        """Why no billing system can read the sessions with these settings, or None. A read key
+        that is also a push key is never accepted for reading (keys are for one thing only)."""
+        if self.read_keys_unresolved:
+            return (
+                f"{Setting.READ_KEYS} is an unresolved Key Vault reference (secret missing, or the "
+                "identity cannot read it): no read key is accepted"
+            )
+        if not self.read_keys:
+            return f"no key in {Setting.READ_KEYS}: reading the sessions is off"
+        if not self.usable_read_keys:
+            return (
+                f"every key in {Setting.READ_KEYS} is also a push key ({Setting.API_KEYS}): none is accepted"
+            )
+        return None
+
+    @property
+    def usable_read_keys(self) -> tuple[str, ...]:
+        """The read keys that are not also push keys."""
+        return tuple(key for key in self.read_keys if key not in self.api_keys)
 
     def require_storage(self) -> StorageConnection:
         """The storage connection, or SettingsError saying which settings to set."""

@@ -11,7 +11,7 @@ import math
 from datetime import date
 from pathlib import Path
 
-from tools.export import shown_text
+from sessions.export import shown_text
 from tools.report import Grouping, GroupRow, Report
 
 # Groups a chart shows by name; the rest are summed into one bar.

@@ -22,9 +22,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TextIO
 
+from sessions.export import csv_text, shown_text
+from sessions.period import Period
 from sessions.settings import SessionLimits, Setting
-from tools.export import csv_text, shown_text
-from tools.period import Period
 
 NO_CARD = "(no card)"
 # The day of a session whose local time cannot be shown (beyond the year 9999 in the zone).
@@ -134,7 +134,7 @@ def build_report(
     *,
     limits: SessionLimits = _DEFAULTS,
 ) -> Report:
-    """Totals per group of the sessions (as tools.export.sessions_of reads them); a value beyond
+    """Totals per group of the sessions (as sessions.export.sessions_of reads them); a value beyond
     `limits` (or not a finite number from 0) is left out of the sums and counted."""
     sums: dict[str, _Sum] = {}
     if grouping is Grouping.DAY:

@@ -1,8 +1,9 @@
 // What tells the operator, by the action group (e-mail when alertEmail is set), that something
 // is wrong before billing day does:
-//   - three log alerts on the JSON lines the app writes (sessions/logs.py declares the events
-//     and fields; tests/unit/test_infra_static.py holds every query to them): sessions
-//     rejected, pushes refused or answered 503 (and background pushes given up), and silence;
+//   - log alerts on the JSON lines the app writes (sessions/logs.py declares the events and
+//     fields; tests/unit/test_infra_static.py holds every query to them): sessions rejected,
+//     pushes refused or answered 503 (and background pushes given up), silence, and reads of
+//     billing systems refused;
 //   - a standard availability test of GET /api/health from several regions, with its alert;
 //   - an alert on failed executions and 5xx answers.
 // Silence and health page only once ChargePilot has started pushing: a new deployment answers
@@ -71,6 +72,17 @@ traces
 | project pushes, last_taken
 '''
 var silenceQuery = replace(silenceQueryTemplate, '{silenceAlertHours}', string(silenceAlertHours))
+
+// Reads by billing systems (GET /api/sessions) that failed: a bad parameter (400: its integration
+// is broken) or 503 (reading not configured, or storage unavailable). A 401 alone is left out.
+var refusedReadsQuery = '''
+traces
+| where message has "event"
+| extend e = parse_json(message)
+| extend event_name = tostring(e.event), status = toint(e.status)
+| where event_name == "read" and status in (400, 503)
+| project timestamp, status, reason = tostring(e.reason)
+'''
 
 // GET /api/health failing from two locations or more in the last five minutes, once the feed has
 // started (as above). Before the first push a new deployment answers 503 on purpose (no key in the
@@ -280,6 +292,45 @@ resource availabilityAlert 'Microsoft.Insights/scheduledQueryRules@2022-08-01-pr
       allOf: [
         {
           query: healthUnavailableQuery
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: [
+        actionGroupId
+      ]
+    }
+  }
+}
+
+resource refusedReadsAlert 'Microsoft.Insights/scheduledQueryRules@2022-08-01-preview' = {
+  name: '${alertNamePrefix}-refused-reads'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'ChargePilot: billing-system reads refused or answered 503'
+    description: 'A read of GET /api/sessions was answered 400 (a bad parameter: the billing system\'s integration) or 503 (reading not configured, or storage unavailable) in the last hour. The alert lists status and reason (docs/billing-systems.md).'
+    severity: 3
+    enabled: true
+    evaluationFrequency: 'PT1H'
+    windowSize: 'PT1H'
+    scopes: [
+      applicationInsights.id
+    ]
+    skipQueryValidation: true
+    criteria: {
+      allOf: [
+        {
+          query: refusedReadsQuery
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0

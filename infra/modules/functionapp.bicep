@@ -28,6 +28,7 @@ param logAnalyticsWorkspaceId string
 
 param keyVaultName string
 param apiKeysSecretName string
+param readKeysSecretName string
 
 param sessionsTableName string
 param rejectedTableName string
@@ -167,6 +168,11 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'CHARGEPILOT_API_KEYS'
           value: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${apiKeysSecretName})'
+        }
+        // Billing systems' keys for GET /api/sessions: a secret of their own, never a push key.
+        {
+          name: 'CHARGEPILOT_READ_KEYS'
+          value: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${readKeysSecretName})'
         }
         {
           name: 'SESSIONS_TABLE'

@@ -17,6 +17,9 @@ param tags object
 @description('Name of the secret that holds the comma-separated ChargePilot API keys.')
 param apiKeysSecretName string
 
+@description('Name of the secret holding the read keys (never written by the templates).')
+param readKeysSecretName string
+
 @description('Days a deleted vault or secret can be recovered (purge protection forbids purging before then).')
 @minValue(7)
 @maxValue(90)
@@ -112,5 +115,31 @@ resource expiryWarning 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2025
   }
 }
 
+resource readKeysExpiryWarning 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2025-02-15' = {
+  parent: vaultEvents
+  name: 'read-keys-expiry'
+  properties: {
+    eventDeliverySchema: 'CloudEventSchemaV1_0'
+    filter: {
+      includedEventTypes: [
+        'Microsoft.KeyVault.SecretNearExpiry'
+        'Microsoft.KeyVault.SecretExpired'
+      ]
+      subjectBeginsWith: readKeysSecretName
+    }
+    destination: {
+      endpointType: 'MonitorAlert'
+      properties: {
+        severity: 'Sev3'
+        description: 'The read-keys secret (billing systems, GET /api/sessions) expires within 30 days, or has expired: rotate the read key (docs/billing-systems.md) and set a new expiry date.'
+        actionGroups: [
+          actionGroupId
+        ]
+      }
+    }
+  }
+}
+
 output name string = vault.name
 output apiKeysSecretName string = apiKeysSecretName
+output readKeysSecretName string = readKeysSecretName

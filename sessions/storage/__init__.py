@@ -9,7 +9,7 @@ background, and their poison queue.
 from sessions.storage.archive import ArchivedPush, ArchiveUnavailable, RawArchive
 from sessions.storage.connection import StorageUnavailable
 from sessions.storage.queues import MessageQueue, QueuedMessage, QueueUnavailable
-from sessions.storage.tables import SessionStore, WriteFailure
+from sessions.storage.tables import ReadCursor, SessionQuery, SessionStore, WriteFailure
 
 __all__ = [
     "ArchiveUnavailable",
@@ -18,6 +18,8 @@ __all__ = [
     "QueueUnavailable",
     "QueuedMessage",
     "RawArchive",
+    "ReadCursor",
+    "SessionQuery",
     "SessionStore",
     "StorageUnavailable",
     "WriteFailure",

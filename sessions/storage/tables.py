@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -38,6 +38,7 @@ from azure.data.tables import TableClient, TableEntity, TableServiceClient, Tabl
 
 from sessions import deadline
 from sessions.settings import Settings
+from sessions.storage.batch import BatchOperation, Kind, submit
 from sessions.storage.connection import StorageUnavailable, brief_error, storage_errors, table_service
 from sessions.storage.entities import (
     MAX_TRANSACTION_BYTES,
@@ -69,16 +70,20 @@ _RETRY_WRITES: dict[str, Any] = {
         {"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST", "PATCH", "MERGE"}
     )
 }
-# Transactions in flight at once. Two overlap the client's CPU work (building and parsing the
-# multipart batch, about 0.6 ms an entity) with the storage's round trip; more threads only fight
-# over the GIL (measured: more CPU per session, no faster) unless a round trip takes longer than
-# building a transaction does (docs/performance.md).
-DEFAULT_CONCURRENCY = 2
+# Requests in flight at once (transactions, and the reads of the identity index and of stored
+# sessions). A transaction costs the client about 0.1 ms of CPU per entity to build and read
+# (sessions/storage/batch.py), far less than a round trip to the service takes: eight overlap the
+# round trips, across partitions and tables, so that a push's time is the storage's, not the
+# client's or the network's (docs/performance.md has the figures at 0 and 20 ms round trips).
+DEFAULT_CONCURRENCY = 8
 # Leave room under the service's 4 MiB for the estimate's error.
 _TRANSACTION_BUDGET = MAX_TRANSACTION_BYTES - 256 * 1024
 # Status codes a retry may mend: the service is busy, timing out, or briefly unavailable.
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 PAGE_SIZE = 1000  # the most the Table service returns per request
+# The most service requests one page of GET /api/sessions makes: a filter that matches little
+# (changed_since over a large table) is cut short, and the next page goes on where this one stopped.
+_READ_REQUESTS_PER_PAGE = 12
 # A filter may hold at most 15 comparisons: the PartitionKey and 14 RowKeys.
 _KEYS_PER_QUERY = 14
 # An index read takes a range of TransactionIDs when it is this dense at least (else key by key).
@@ -122,23 +127,9 @@ class Operation:
     partition_key = property(TableWrite.partition_key.fget)  # type: ignore[attr-defined]
     row_key = property(TableWrite.row_key.fget)  # type: ignore[attr-defined]
 
-    def as_sdk(self) -> tuple[Any, ...]:
-        if self.kind == "update":
-            return (
-                "update",
-                self.entity,
-                {
-                    "mode": UpdateMode.REPLACE,
-                    "etag": self.etag,
-                    "match_condition": MatchConditions.IfNotModified,
-                },
-            )
-        if self.kind == "upsert":
-            return ("upsert", self.entity, {"mode": UpdateMode.REPLACE})
-        if self.kind == "create":
-            # Not the entity echoed back (the service's default for an insert): less to parse.
-            return ("create", self.entity, {"response_preference": "return-no-content"})
-        return (self.kind, self.entity)
+    def as_batch(self) -> BatchOperation:
+        # An insert asks for no entity echoed back (batch.py): less for the service to send.
+        return BatchOperation(cast(Kind, self.kind), self.entity, self.etag)
 
 
 @dataclass(frozen=True)
@@ -668,31 +659,123 @@ class SessionStore:
     def _moved_into(
         self, start: datetime, end: datetime, first: str, after_last: str, page_size: int
     ) -> Iterator[list[dict[str, Any]]]:
-        pointers = self.index_table.query_entities(
+        with storage_errors(f"reading {self.index_table.table_name}"):
+            try:
+                for page in self._pointers(first, after_last, page_size).by_page():
+                    found = self._moved_records(page, start, end, first, after_last)
+                    if found:
+                        yield found
+            except ResourceNotFoundError:
+                return
+
+    def _pointers(self, first: str, after_last: str, page_size: int) -> Any:
+        """The moved pointers of the months first <= month < after_last, as a pager."""
+        return self.index_table.query_entities(
             "PartitionKey ge @low and PartitionKey lt @high",
             parameters={"low": f"{MOVED_PREFIX}{first}", "high": f"{MOVED_PREFIX}{after_last}"},
             select=["RowKey", "Home"],
             results_per_page=page_size,
         )
-        with storage_errors(f"reading {self.index_table.table_name}"):
-            try:
-                for page in pointers.by_page():
-                    # Kept in a month the range above did not read (else it was found there).
-                    outside = [
-                        (str(pointer["Home"]), str(pointer["RowKey"]).split("_", 1)[1])
-                        for pointer in page
-                        if not first <= str(pointer["Home"]) < after_last
-                    ]
-                    found = [
-                        entity
-                        for home, row_key in outside
-                        for entity in self._rows(self.sessions_table, home, [row_key])
-                        if isinstance(entity.get("StartAt"), datetime) and start <= entity["StartAt"] < end
-                    ]
-                    if found:
-                        yield [dict(entity) for entity in found]
-            except ResourceNotFoundError:
-                return
+
+    def _moved_records(
+        self,
+        pointers: Iterable[TableEntity],
+        start: datetime,
+        end: datetime,
+        first: str,
+        after_last: str,
+        changed_after: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """The records these pointers name that are kept in a month outside first..after_last (a
+        record kept inside was read with those months) and whose StartAt is in the period now."""
+        by_home: dict[str, list[str]] = defaultdict(list)
+        for pointer in pointers:
+            if not first <= str(pointer["Home"]) < after_last:
+                by_home[str(pointer["Home"])].append(str(pointer["RowKey"]).split("_", 1)[1])
+        jobs = [(home, batch) for home, keys in by_home.items() for batch in _batches(keys, _KEYS_PER_QUERY)]
+        found: list[dict[str, Any]] = []
+        for entities in self._map(lambda job: self._rows(self.sessions_table, job[0], job[1]), jobs):
+            for entity in entities:
+                moment = entity.get("StartAt")
+                if not isinstance(moment, datetime) or not start <= moment < end:
+                    continue
+                if changed_after is not None and not _changed_after(entity, changed_after):
+                    continue
+                found.append(dict(entity))
+        return found
+
+    def read_page(self, query: SessionQuery, cursor: ReadCursor | None, limit: int) -> ReadPage:
+        """One page of the sessions a billing system reads (GET /api/sessions), and where the
+        next page starts. At most `limit` sessions and _READ_REQUESTS_PER_PAGE service requests
+        a page, so that a page takes bounded time and memory whatever the table holds; a page
+        may hold fewer than `limit` (even none) and still have a next one.
+
+        Phase "home": the months that can hold the period (or the whole table, with no period),
+        filtered by StartAt and by the time the record last changed, in the service's order
+        (PartitionKey, RowKey). Phase "moved" (a period only): records kept in a month outside
+        the period whose StartAt a correction moved into it, found by their pointers.
+        """
+        self.ensure_tables()
+        cursor = cursor or ReadCursor("home", None)
+        rows: list[dict[str, Any]] = []
+        requests = 0
+        while len(rows) < limit and requests < _READ_REQUESTS_PER_PAGE:
+            want = min(limit - len(rows), PAGE_SIZE)
+            if cursor.phase == "home":
+                pager = self._home_query(query, want)
+                table = self.sessions_table
+            else:
+                assert query.start is not None and query.end is not None
+                pager = self._pointers(*partition_range(query.start, query.end), want)
+                table = self.index_table
+            with storage_errors(f"reading {table.table_name}"), self._noting_missing_tables():
+                try:
+                    pages = pager.by_page(continuation_token=cursor.token)
+                    page = list(next(pages, []))
+                    token = pages.continuation_token
+                except ResourceNotFoundError:
+                    page, token = [], None
+            requests += 1
+            if cursor.phase == "home":
+                rows.extend(dict(entity) for entity in page)
+            else:
+                assert query.start is not None and query.end is not None
+                rows.extend(
+                    self._moved_records(
+                        page,
+                        query.start,
+                        query.end,
+                        *partition_range(query.start, query.end),
+                        query.changed_after,
+                    )
+                )
+                requests += 1 if page else 0
+            if token is not None:
+                cursor = ReadCursor(cursor.phase, token)
+            elif cursor.phase == "home" and query.start is not None:
+                cursor = ReadCursor("moved", None)
+            else:
+                return ReadPage(rows, None)
+        return ReadPage(rows, cursor)
+
+    def _home_query(self, query: SessionQuery, page_size: int) -> Any:
+        conditions: list[str] = []
+        parameters: dict[str, Any] = {}
+        if query.start is not None and query.end is not None:
+            first, after_last = partition_range(query.start, query.end)
+            conditions.append(
+                "PartitionKey ge @first and PartitionKey lt @after_last"
+                " and StartAt ge @start and StartAt lt @end"
+            )
+            parameters.update(first=first, after_last=after_last, start=query.start, end=query.end)
+        if query.changed_after is not None:
+            conditions.append("Timestamp gt @changed")
+            parameters["changed"] = query.changed_after
+        if not conditions:
+            return self.sessions_table.list_entities(results_per_page=page_size)
+        return self.sessions_table.query_entities(
+            " and ".join(conditions), parameters=parameters, results_per_page=page_size
+        )
 
     def all_sessions(self) -> Iterator[list[TableEntity]]:
         """Every stored session, page by page (a scan: for the index rebuild only)."""
@@ -738,7 +821,7 @@ class SessionStore:
     def _submit_once(self, table: TableClient, batch: list[Operation]) -> list[Outcome]:
         with storage_errors(table.table_name), self._noting_missing_tables():
             try:
-                table.submit_transaction([operation.as_sdk() for operation in batch], **_RETRY_WRITES)
+                submit(table, [operation.as_batch() for operation in batch], **_RETRY_WRITES)
                 return []
             except TableTransactionError as error:
                 if _is_transient(error):
@@ -790,8 +873,8 @@ class SessionStore:
         return None
 
     def _run(self, jobs: Sequence[Callable[[], list[Outcome]]]) -> list[list[Outcome]]:
-        """Run jobs two at a time (the deadline travels along); if one fails, start no more, let
-        those under way finish, then raise its error."""
+        """Run jobs DEFAULT_CONCURRENCY at a time (the deadline travels along); if one fails, start
+        no more, let those under way finish, then raise its error."""
         if len(jobs) == 1:
             return [jobs[0]()]
         futures: list[Future[list[Outcome]]] = [self._pool.submit(deadline.carry(job)) for job in jobs]
@@ -817,7 +900,7 @@ class SessionStore:
     def _map(
         self, read: Callable[[Any], list[TableEntity]], jobs: Sequence[Any]
     ) -> Iterator[list[TableEntity]]:
-        """Reads run two at a time, each with the caller's deadline."""
+        """Reads run DEFAULT_CONCURRENCY at a time, each with the caller's deadline."""
         if len(jobs) <= 1:
             yield from (read(job) for job in jobs)
             return
@@ -832,6 +915,35 @@ class SessionStore:
             if _table_missing(error):
                 self._tables_ready = False
             raise
+
+
+@dataclass(frozen=True)
+class SessionQuery:
+    """What a billing system reads: the sessions with start <= StartAt < end (both or neither),
+    and, when changed_after is set, only those whose record changed after it."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    changed_after: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReadCursor:
+    """Where a read goes on: the phase ("home" or "moved") and the service's continuation token."""
+
+    phase: str
+    token: dict[str, str] | None
+
+
+@dataclass(frozen=True)
+class ReadPage:
+    entities: list[dict[str, Any]]
+    next: ReadCursor | None
+
+
+def _changed_after(entity: TableEntity | dict[str, Any], moment: datetime) -> bool:
+    changed = getattr(entity, "metadata", {}).get("timestamp")
+    return not isinstance(changed, datetime) or changed > moment
 
 
 def plan_transactions(operations: Sequence[Any]) -> list[list[Any]]:

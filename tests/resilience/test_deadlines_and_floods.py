@@ -66,7 +66,9 @@ def hanging() -> Iterator[tuple[ServedReceiver, SilentStorage]]:
     with closing(SilentStorage()) as silent:
         connection = StorageConnection(connection_string=silent.connection_string)
         served = start_receiver(
-            receiver_environment(Settings(api_keys=(OLD_KEY, NEW_KEY), storage=connection))
+            receiver_environment(
+                Settings(api_keys=(OLD_KEY, NEW_KEY), storage=connection, push_queue="pushes-to-store")
+            )
         )
         try:
             yield served, silent

@@ -13,17 +13,17 @@ import pytest
 from azure.data.tables import UpdateMode
 
 from devtools.served import ServedReceiver
+from sessions.export import CSV_COLUMNS, ExportFormat, export_sessions
 from sessions.model import Session
+from sessions.period import Period, time_zone
 from sessions.settings import Settings
 from sessions.storage import SessionStore
 from sessions.storage.entities import session_entity
 from sessions.storage.tables import partition_range
 from tests.helpers import PROJECT
-from tests.helpers.pushes import OLD_KEY, session
+from tests.helpers.pushes import OLD_KEY, post, session
 from tests.helpers.tables import tables
 from tests.helpers.tools import csv_rows, run_tool, run_tool_process, store_sessions
-from tools.export import CSV_COLUMNS, ExportFormat, export_sessions
-from tools.period import Period, time_zone
 from tools.simulate import generate_sessions
 
 SAMPLES = PROJECT / "samples"
@@ -359,3 +359,71 @@ def test_a_session_of_the_last_month_table_storage_holds_is_exported(
 ) -> None:
     ran = run_tool(settings, monkeypatch, capsys, "export", "--month", "9999-12", "--tz", "UTC")
     assert [row["StartAt"] for row in csv_rows(ran.out)] == ["9999-12-31T23:30:00Z"]
+
+
+# --- through the read API instead of the tables ------------------------------------------------
+
+API_READ_KEY = "test-read-key-for-export-5e11"
+
+
+@pytest.mark.parametrize("output_format", ["csv", "jsonl", "json"])
+def test_export_through_the_api_writes_what_the_export_from_storage_writes(
+    serve: Any,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    output_format: str,
+) -> None:
+    served: ServedReceiver = serve(CHARGEPILOT_READ_KEYS=API_READ_KEY)
+    sent = [
+        session(
+            ChargerID=f"CP-{n % 5}",
+            StartAt=f"2025-03-{1 + n % 28:02d}T10:00:00Z",
+            EndAt=f"2025-03-{1 + n % 28:02d}T11:00:00Z",
+            Extra="x\u202ey" if n == 3 else "plain",
+        )
+        for n in range(40)
+    ]
+    assert post(served.sessions_url, sent, key=OLD_KEY).status_code == 200
+    from_storage = tmp_path / f"storage.{output_format}"
+    from_api = tmp_path / f"api.{output_format}"
+    common = ("export", "--month", "2025-03", "--format", output_format)
+    assert run_tool(settings, monkeypatch, capsys, *common, "--out", str(from_storage)).status == 0
+    monkeypatch.setenv("READ_KEY_FOR_TEST", API_READ_KEY)
+    monkeypatch.setattr("tools.commands.export.API_PAGE", 7)  # several pages
+    ran = run_tool(
+        settings,
+        monkeypatch,
+        capsys,
+        *common,
+        "--out",
+        str(from_api),
+        "--api",
+        served.base_url,
+        "--read-key-env",
+        "READ_KEY_FOR_TEST",
+    )
+    assert ran.status == 0, ran.err
+    assert "Exported 40 sessions" in ran.err
+    assert from_api.read_bytes() == from_storage.read_bytes()
+
+
+def test_export_through_the_api_fails_clearly_without_a_key_or_with_a_push_key(
+    serve: Any,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    served: ServedReceiver = serve(CHARGEPILOT_READ_KEYS=API_READ_KEY)
+    out = tmp_path / "march.csv"
+    monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
+    monkeypatch.setenv("PUSH_KEY_VAR", OLD_KEY)
+    for variable, status, said in (("NO_SUCH_KEY_VAR", 2, "NO_SUCH_KEY_VAR"), ("PUSH_KEY_VAR", 1, "401")):
+        ran = run_tool(
+            settings, monkeypatch, capsys, "export", "--month", "2025-03", "--out", str(out),
+            "--api", served.base_url, "--read-key-env", variable,
+        )  # fmt: skip
+        assert ran.status == status and said in ran.err
+    assert not out.exists() and not out.with_name("march.csv.partial").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import socket
 import subprocess
 from typing import Any
@@ -19,6 +20,14 @@ def matplotlib_font_cache() -> None:
     (then caches them): done here, before the guard below, so that a chart test does not fail on a
     machine that has never drawn one."""
     import matplotlib.font_manager  # noqa: F401
+
+
+@pytest.fixture(scope="session", autouse=True)
+def platform_description() -> None:
+    """The Azure SDK's User-Agent names the platform, which Python reads once with `uname -p`
+    (then caches): read here, before the guard below, as any process does on its first request."""
+    platform.platform()
+    platform.processor()
 
 
 @pytest.fixture(autouse=True)

@@ -18,11 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sessions.model import Session, unfit_character
-from sessions.storage.entities import session_entity
-from tests.helpers import PROJECT
-from tests.helpers.pushes import session
-from tools.export import (
+from sessions.export import (
     CSV_COLUMNS,
     UNWRITABLE_EXTRA,
     ExportFormat,
@@ -31,7 +27,11 @@ from tools.export import (
     json_row,
     readable_session,
 )
-from tools.period import Period, time_zone
+from sessions.model import Session, unfit_character
+from sessions.period import Period, time_zone
+from sessions.storage.entities import session_entity
+from tests.helpers import PROJECT
+from tests.helpers.pushes import session
 
 BERLIN = time_zone("Europe/Berlin")
 MARCH = Period.month("2025-03", BERLIN)

@@ -471,7 +471,7 @@ def test_function_app_sets_exactly_the_settings_the_code_reads() -> None:
 
 
 def test_bicep_defaults_are_the_code_defaults() -> None:
-    assert set(BICEP_PARAMETER_OF_SETTING) == set(APP_SETTINGS) - {Setting.API_KEYS}
+    assert set(BICEP_PARAMETER_OF_SETTING) == set(APP_SETTINGS) - {Setting.API_KEYS, Setting.READ_KEYS}
     parameters = main_parameters()
     from_bicep: dict[str, str] = {
         setting.value: str(parameters[name]["default"])
@@ -550,7 +550,7 @@ def test_sample_settings_hold_the_code_defaults() -> None:
     assert (from_sample.push_queue, from_sample.host_storage) == (PUSH_QUEUE, True)
     defaults = replace(Settings(), push_queue=PUSH_QUEUE, host_storage=True)
     for field in dataclasses.fields(Settings):
-        if field.name not in {"api_keys", "api_keys_unresolved", "storage"}:
+        if field.name not in {"api_keys", "api_keys_unresolved", "read_keys", "storage"}:
             assert getattr(from_sample, field.name) == getattr(defaults, field.name), field.name
 
 
@@ -885,6 +885,7 @@ def test_the_alert_queries_read_only_events_and_fields_the_code_logs() -> None:
         "silenceAlert",
         "availabilityAlert",
         "failedExecutionsAlert",
+        "refusedReadsAlert",
     }
     assert alert_query_problems() == []
 
@@ -958,7 +959,7 @@ def test_every_alert_notifies_the_action_group() -> None:
     receivers = group["properties"]["emailReceivers"]["operator"]["operands"]
     assert receivers["condition"]["function"]["type"] == "empty"  # no address: no receiver, alerts still fire
     rules = resources_of_type("Microsoft.Insights/scheduledQueryRules")
-    assert len(rules) == 5
+    assert len(rules) == 6
     for rule in rules:
         assert rule["properties"]["actions"]["actionGroups"] == ["actionGroupId"], rule["name"]
     assert "alertEmail" in main_parameters() and main_parameters()["alertEmail"]["default"] == ""
@@ -1003,16 +1004,30 @@ def test_diagnostic_settings_send_the_audit_trail_to_the_workspace() -> None:
     }
 
 
-def test_the_action_group_is_warned_before_the_api_key_expires() -> None:
+def test_the_action_group_is_warned_before_the_api_key_or_the_read_key_expires() -> None:
     (topic,) = resources_of_type("Microsoft.EventGrid/systemTopics")
     assert topic["properties"]["topicType"] == "Microsoft.KeyVault.vaults"
     assert accessor_path(topic["properties"]["source"]) == ["vault", "id"]
-    (subscription,) = resources_of_type("Microsoft.EventGrid/systemTopics/eventSubscriptions")
-    properties = subscription["properties"]
-    assert "Microsoft.KeyVault.SecretNearExpiry" in properties["filter"]["includedEventTypes"]
-    assert properties["destination"]["endpointType"] == "MonitorAlert"
-    assert properties["destination"]["properties"]["actionGroups"] == ["actionGroupId"]
-    assert properties["eventDeliverySchema"] == "CloudEventSchemaV1_0"  # the only one Monitor alerts take
+    subscriptions = resources_of_type("Microsoft.EventGrid/systemTopics/eventSubscriptions")
+    assert {subscription["properties"]["filter"]["subjectBeginsWith"] for subscription in subscriptions} == {
+        "apiKeysSecretName",
+        "readKeysSecretName",
+    }
+    for subscription in subscriptions:
+        properties = subscription["properties"]
+        assert "Microsoft.KeyVault.SecretNearExpiry" in properties["filter"]["includedEventTypes"]
+        assert properties["destination"]["endpointType"] == "MonitorAlert"
+        assert properties["destination"]["properties"]["actionGroups"] == ["actionGroupId"]
+        assert properties["eventDeliverySchema"] == "CloudEventSchemaV1_0"  # the only one Monitor alerts take
+
+
+def test_read_keys_setting_is_a_key_vault_reference_to_a_secret_of_its_own() -> None:
+    value = function_app_settings()[Setting.READ_KEYS]
+    assert value == "@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${readKeysSecretName})"
+    assert (
+        main_parameters()["readKeysSecretName"]["default"]
+        != main_parameters()["apiKeysSecretName"]["default"]
+    )
 
 
 # --- the deploy guide ---------------------------------------------------------------------

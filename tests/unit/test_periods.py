@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from tools.period import Period, PeriodError, time_zone
+from sessions.period import Period, PeriodError, time_zone
 
 BERLIN = time_zone("Europe/Berlin")
 LAST_INSTANT = datetime.max.replace(tzinfo=UTC)

@@ -8,8 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sessions.period import Period, time_zone
 from tools.chart import MAX_CHART_BARS, plot
-from tools.period import Period, time_zone
 from tools.report import Grouping, build_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

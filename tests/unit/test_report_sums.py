@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from sessions.period import Period, time_zone
 from sessions.settings import SessionLimits
-from tools.period import Period, time_zone
 from tools.report import LEFT_OUT, NO_CARD, NO_DAY, Grouping, build_report, format_table, write_csv
 
 BERLIN = time_zone("Europe/Berlin")
@@ -27,7 +27,7 @@ def session(
     wh: Any = 10_000,
     seconds: Any = 3600,
 ) -> dict[str, Any]:
-    """A session as tools.export.sessions_of reads it, with only what the report reads."""
+    """A session as sessions.export.sessions_of reads it, with only what the report reads."""
     return {
         "Id": card,
         "ChargerID": station,

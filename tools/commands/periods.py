@@ -7,9 +7,9 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from sessions.period import DEFAULT_ZONE, Period, PeriodError, time_zone
 from sessions.storage import SessionStore, StorageUnavailable
 from tools.cli import Run, load_settings
-from tools.period import DEFAULT_ZONE, Period, PeriodError, time_zone
 
 PeriodWork = Callable[[argparse.Namespace, Period, SessionStore], int]
 
@@ -39,6 +39,15 @@ def period_of(arguments: argparse.Namespace) -> Period:
     return Period.days(arguments.first, arguments.last, zone)
 
 
+def named_period(arguments: argparse.Namespace) -> Period | None:
+    """The period the options name, or None once the error is told on standard error."""
+    try:
+        return period_of(arguments)
+    except PeriodError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return None
+
+
 def over_period(work: PeriodWork) -> Run:
     """A command's run: `work` on the period the options name and the configured store.
 
@@ -47,10 +56,8 @@ def over_period(work: PeriodWork) -> Run:
     """
 
     def run(arguments: argparse.Namespace) -> int:
-        try:
-            period = period_of(arguments)
-        except PeriodError as error:
-            print(f"error: {error}", file=sys.stderr)
+        period = named_period(arguments)
+        if period is None:
             return 2
         store = SessionStore.connect(load_settings())
         try:

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sessions.export import sessions_of
+from sessions.period import Period
 from sessions.storage import SessionStore
 from tools.cli import load_settings, survives_closed_pipe
 from tools.commands.periods import add_period_options, over_period
-from tools.export import sessions_of
-from tools.period import Period
 from tools.report import Grouping, build_report, format_table, write_csv
 
 

@@ -43,8 +43,8 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from sessions.model import unfit_character
+from sessions.period import Period
 from sessions.storage.entities import split_session_row_key, stored_session
-from tools.period import Period
 
 UTF8_BOM = "\ufeff"
 # Columns of the CSV export, in order.
@@ -249,6 +249,18 @@ def json_row(session: dict[str, Any], period: Period) -> dict[str, Any]:
         "PushId": _json_value(session.get("PushId")),
         "Extra": _json_extra(session.get("Extra")),
     }
+
+
+def write_json_rows(rows: Iterable[dict[str, Any]], out: TextOutput, output_format: ExportFormat) -> int:
+    """Rows made by json_row (here or by GET /api/sessions) written as the export writes them."""
+    writer = _json_lines_writer if output_format is ExportFormat.JSONL else _json_array_writer
+    counts = writer(iter(rows), out)
+    return max(counts, default=0)
+
+
+def json_text(value: Any) -> str:
+    """Standard JSON of rows made by json_row, with no unsafe character raw (escaped instead)."""
+    return _json_text(value)
 
 
 def _comma_csv_writer(rows: Iterator[list[str]], out: TextOutput) -> Iterator[int]:
