@@ -158,7 +158,7 @@ def _from_cursor(text: str, limit: int, as_csv: bool) -> ReadRequest:
         raise problem
     if token is not None and (
         not isinstance(token, dict)
-        or not all(isinstance(k, str) and isinstance(v, str) for k, v in token.items())
+        or not all(isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in token.items())
     ):
         raise problem
     return ReadRequest(

@@ -932,7 +932,7 @@ class ReadCursor:
     """Where a read goes on: the phase ("home" or "moved") and the service's continuation token."""
 
     phase: str
-    token: dict[str, str] | None
+    token: dict[str, str | None] | None
 
 
 @dataclass(frozen=True)
