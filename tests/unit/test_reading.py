@@ -53,53 +53,38 @@ def test_a_cursor_carries_the_filters_and_the_position(token: dict[str, str | No
     assert (again.limit, again.csv) == (10, True)
 
 
+# A cursor's state as encode_cursor writes it, for a read with no filter.
+VALID_STATE: dict[str, object] = {
+    "v": 1,
+    "start": None,
+    "end": None,
+    "changed": None,
+    "tz": "UTC",
+    "next_changed": "2025-01-01T00:00:00+00:00",
+    "phase": "home",
+    "token": None,
+}
+
+
 @pytest.mark.parametrize(
     "state",
     [
         {"v": 2},
-        {
-            "v": 1,
-            "start": None,
-            "end": None,
-            "changed": None,
-            "tz": "UTC",
-            "next_changed": None,
-            "phase": "home",
-            "token": None,
-        },
-        {
-            "v": 1,
-            "start": None,
-            "end": None,
-            "changed": None,
-            "tz": "UTC",
-            "next_changed": "2025-01-01T00:00:00+00:00",
-            "phase": "moved",
-            "token": None,
-        },
-        {
-            "v": 1,
-            "start": None,
-            "end": None,
-            "changed": None,
-            "tz": "Nowhere/At",
-            "next_changed": "2025-01-01T00:00:00+00:00",
-            "phase": "home",
-            "token": None,
-        },
-        {
-            "v": 1,
-            "start": None,
-            "end": None,
-            "changed": None,
-            "tz": "UTC",
-            "next_changed": "2025-01-01T00:00:00+00:00",
-            "phase": "home",
-            "token": [1],
-        },
+        {**VALID_STATE, "next_changed": None},
+        {**VALID_STATE, "phase": "moved"},  # moved pointers belong to a period
+        {**VALID_STATE, "tz": "Nowhere/At"},
+        {**VALID_STATE, "token": [1]},
+        {**VALID_STATE, "start": "2025-01-01T00:00:00+00:00"},  # a start without an end
     ],
 )
 def test_a_cursor_this_receiver_did_not_give_is_refused(state: dict[str, object]) -> None:
-    text = base64.urlsafe_b64encode(json.dumps(state).encode()).decode().rstrip("=")
     with pytest.raises(ReadError, match="cursor"):
-        parse_request({"cursor": text}, None, now=NOW)
+        parse_request({"cursor": _cursor(state)}, None, now=NOW)
+
+
+def test_the_valid_state_is_a_cursor() -> None:
+    assert parse_request({"cursor": _cursor(VALID_STATE)}, None, now=NOW).cursor == ReadCursor("home", None)
+
+
+def _cursor(state: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(state).encode()).decode().rstrip("=")
