@@ -158,7 +158,7 @@ def read_sessions(req: func.HttpRequest) -> func.HttpResponse:
     )
     if next_url is not None:
         headers["Link"] = f'<{next_url}>; rel="next"'
-    count = len(page.csv_rows) if request.csv else len(page.rows)
+    count = len(page.rows)
     log_event(
         "read",
         status=200,

@@ -222,7 +222,7 @@ def _extra_cell(extra: Any) -> str:
     if extra is None or extra == {}:
         return ""
     writable = _json_extra(extra)
-    return csv_text(writable) if isinstance(writable, str) else _formula_safe(_json_text(writable))
+    return csv_text(writable) if isinstance(writable, str) else _formula_safe(json_text(writable))
 
 
 def json_row(session: dict[str, Any], period: Period) -> dict[str, Any]:
@@ -258,11 +258,6 @@ def write_json_rows(rows: Iterable[dict[str, Any]], out: TextOutput, output_form
     return max(counts, default=0)
 
 
-def json_text(value: Any) -> str:
-    """Standard JSON of rows made by json_row, with no unsafe character raw (escaped instead)."""
-    return _json_text(value)
-
-
 def _comma_csv_writer(rows: Iterator[list[str]], out: TextOutput) -> Iterator[int]:
     return _csv_writer(rows, out, delimiter=",")
 
@@ -281,7 +276,7 @@ def _csv_writer(rows: Iterator[list[str]], out: TextOutput, *, delimiter: str) -
 
 def _json_lines_writer(rows: Iterator[dict[str, Any]], out: TextOutput) -> Iterator[int]:
     for count, row in enumerate(rows, start=1):
-        out.write(_json_text(row))
+        out.write(json_text(row))
         out.write("\n")
         yield count
 
@@ -292,7 +287,7 @@ def _json_array_writer(rows: Iterator[dict[str, Any]], out: TextOutput) -> Itera
     count = 0
     for count, row in enumerate(rows, start=1):
         out.write("\n  " if count == 1 else ",\n  ")
-        out.write(_json_text(row))
+        out.write(json_text(row))
         yield count
     out.write("\n]\n" if count else "]\n")
 
@@ -352,8 +347,9 @@ def _json_extra(extra: Any) -> Any:
     return writable
 
 
-def _json_text(value: Any) -> str:
-    """Standard JSON text of a value made by _json_value, with no unsafe character raw."""
+def json_text(value: Any) -> str:
+    """Standard JSON text of a value made by _json_value (rows of json_row, the read API's pages),
+    with no unsafe character raw (escaped instead)."""
     return _escaped(json.dumps(value, ensure_ascii=False, allow_nan=False), _json_escape)
 
 

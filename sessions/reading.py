@@ -65,10 +65,11 @@ class ReadRequest:
 
 @dataclass(frozen=True)
 class SessionsPage:
-    """One page: its rows (export rows), and the cursor of the next page (None: the last)."""
+    """One page: its rows as the export makes them (json_row's objects, or csv_row's cells when
+    the request asked for CSV), and the cursor of the next page (None: the last)."""
 
-    rows: list[dict[str, Any]]
-    csv_rows: list[list[str]]
+    rows: list[Any]
+    csv: bool
     next_cursor: str | None
     next_changed_since: datetime
     limit: int
@@ -103,11 +104,10 @@ def read_page(store: SessionStore, request: ReadRequest) -> SessionsPage:
     """One page of sessions as the export writes them (StorageUnavailable if storage fails)."""
     page = store.read_page(request.query, request.cursor, request.limit)
     period = _rows_period(request)
-    sessions = [readable_session(entity) for entity in page.entities]
-    rows = [] if request.csv else [json_row(session, period) for session in sessions]
-    csv_rows = [csv_row(session, period) for session in sessions] if request.csv else []
+    row = csv_row if request.csv else json_row
+    rows = [row(readable_session(entity), period) for entity in page.entities]
     next_cursor = None if page.next is None else encode_cursor(request, page.next)
-    return SessionsPage(rows, csv_rows, next_cursor, request.next_changed_since, request.limit)
+    return SessionsPage(rows, request.csv, next_cursor, request.next_changed_since, request.limit)
 
 
 def csv_text(page: SessionsPage) -> str:
@@ -116,7 +116,7 @@ def csv_text(page: SessionsPage) -> str:
     out.write(UTF8_BOM)
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    writer.writerows(page.csv_rows)
+    writer.writerows(page.rows)
     return out.getvalue()
 
 

@@ -81,8 +81,10 @@ _TRANSACTION_BUDGET = MAX_TRANSACTION_BYTES - 256 * 1024
 # Status codes a retry may mend: the service is busy, timing out, or briefly unavailable.
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 PAGE_SIZE = 1000  # the most the Table service returns per request
-# The most service requests one page of GET /api/sessions makes: a filter that matches little
-# (changed_since over a large table) is cut short, and the next page goes on where this one stopped.
+# One page of GET /api/sessions starts no query after this many service requests (the last query
+# of moved pointers may add a point read for each of its at most _KEYS_PER_QUERY pointers): a filter
+# that matches little (changed_since over a large table) is cut short, and the next page goes on
+# where this one stopped.
 _READ_REQUESTS_PER_PAGE = 12
 # A filter may hold at most 15 comparisons: the PartitionKey and 14 RowKeys.
 _KEYS_PER_QUERY = 14
@@ -662,7 +664,7 @@ class SessionStore:
         with storage_errors(f"reading {self.index_table.table_name}"):
             try:
                 for page in self._pointers(first, after_last, page_size).by_page():
-                    found = self._moved_records(page, start, end, first, after_last)
+                    found, _ = self._moved_records(page, start, end, first, after_last)
                     if found:
                         yield found
             except ResourceNotFoundError:
@@ -685,9 +687,10 @@ class SessionStore:
         first: str,
         after_last: str,
         changed_after: datetime | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], int]:
         """The records these pointers name that are kept in a month outside first..after_last (a
-        record kept inside was read with those months) and whose StartAt is in the period now."""
+        record kept inside was read with those months) and whose StartAt is in the period now,
+        and how many requests reading them took."""
         by_home: dict[str, list[str]] = defaultdict(list)
         for pointer in pointers:
             if not first <= str(pointer["Home"]) < after_last:
@@ -702,12 +705,12 @@ class SessionStore:
                 if changed_after is not None and not _changed_after(entity, changed_after):
                     continue
                 found.append(dict(entity))
-        return found
+        return found, len(jobs)
 
     def read_page(self, query: SessionQuery, cursor: ReadCursor | None, limit: int) -> ReadPage:
         """One page of the sessions a billing system reads (GET /api/sessions), and where the
-        next page starts. At most `limit` sessions and _READ_REQUESTS_PER_PAGE service requests
-        a page, so that a page takes bounded time and memory whatever the table holds; a page
+        next page starts. At most `limit` sessions and about _READ_REQUESTS_PER_PAGE service
+        requests a page, so that a page takes bounded time and memory whatever the table holds; a page
         may hold fewer than `limit` (even none) and still have a next one.
 
         Phase "home": the months that can hold the period (or the whole table, with no period),
@@ -717,17 +720,17 @@ class SessionStore:
         """
         self.ensure_tables()
         cursor = cursor or ReadCursor("home", None)
+        months = None if query.start is None or query.end is None else partition_range(query.start, query.end)
         rows: list[dict[str, Any]] = []
         requests = 0
         while len(rows) < limit and requests < _READ_REQUESTS_PER_PAGE:
             want = min(limit - len(rows), PAGE_SIZE)
             if cursor.phase == "home":
-                pager = self._home_query(query, want)
-                table = self.sessions_table
+                pager, table = self._home_query(query, want), self.sessions_table
             else:
-                assert query.start is not None and query.end is not None
-                pager = self._pointers(*partition_range(query.start, query.end), want)
-                table = self.index_table
+                # Few pointers at a time: each may cost a point read of its record's month.
+                assert months is not None
+                pager, table = self._pointers(*months, min(want, _KEYS_PER_QUERY)), self.index_table
             with storage_errors(f"reading {table.table_name}"), self._noting_missing_tables():
                 try:
                     pages = pager.by_page(continuation_token=cursor.token)
@@ -739,20 +742,13 @@ class SessionStore:
             if cursor.phase == "home":
                 rows.extend(dict(entity) for entity in page)
             else:
-                assert query.start is not None and query.end is not None
-                rows.extend(
-                    self._moved_records(
-                        page,
-                        query.start,
-                        query.end,
-                        *partition_range(query.start, query.end),
-                        query.changed_after,
-                    )
-                )
-                requests += 1 if page else 0
+                assert query.start is not None and query.end is not None and months is not None
+                moved, reads = self._moved_records(page, query.start, query.end, *months, query.changed_after)
+                rows.extend(moved)
+                requests += reads
             if token is not None:
                 cursor = ReadCursor(cursor.phase, token)
-            elif cursor.phase == "home" and query.start is not None:
+            elif cursor.phase == "home" and months is not None:
                 cursor = ReadCursor("moved", None)
             else:
                 return ReadPage(rows, None)

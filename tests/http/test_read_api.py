@@ -185,6 +185,9 @@ def test_changed_since_returns_exactly_the_sessions_changed_after_it(reader: Ser
     new = [session(ChargerID="CP-new")]
     push(reader, corrected + first[2:4] + new)  # first[2:4] sent again unchanged
     body = next(pages(reader, changed_since=since.isoformat()))
+    answered = get(reader, changed_since=since.isoformat())
+    assert answered.headers["X-Next-Changed-Since"].endswith("Z")
+    assert answered.headers["Cache-Control"] == "no-store"  # billing data is not for shared caches
     assert sorted(identity(row) for row in body["sessions"]) == sorted(
         identity(item) for item in corrected + new
     )
